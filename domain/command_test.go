@@ -1,0 +1,141 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestParseCommandErrors(t *testing.T) {
+	h101 := strings.Repeat("a", 101)
+	for _, tc := range []struct {
+		name, in string
+		kind     InvalidKind
+		field    string
+		msg      string // exact Error() text when set
+	}{
+		{"not JSON", `{"type":`, Malformed, "", ""},
+		{"empty", ``, Malformed, "", ""},
+		{"trailing garbage", `{"type":"CloseSlots","id":"c"} x`, Malformed, "", ""},
+		{"two values", `{"type":"CloseSlots","id":"c"}{}`, Malformed, "", ""},
+		{"array", `[1]`, Malformed, "", ""},
+		{"null", `null`, Malformed, "", ""},
+		{"unknown type", `{"type":"BookRoom","id":"c"}`, UnknownType, "type", ""},
+		{"missing type", `{"id":"c"}`, Malformed, "type", ""},
+		{"unknown field", `{"type":"CloseSlots","id":"c","extra":1}`, Malformed, "extra", ""},
+		{"miscased field", `{"Type":"CloseSlots","id":"c"}`, Malformed, "Type", ""},
+		{"unknown data field", `{"type":"CheckIn","id":"c","data":{"slotId":"` + idA + `","room":"x"}}`, Malformed, "data.room", ""},
+		{"miscased data field", `{"type":"CheckIn","id":"c","data":{"slotID":"` + idA + `"}}`, Malformed, "data.slotID", ""},
+		{"data on CloseSlots", `{"type":"CloseSlots","id":"c","data":{"all":true}}`, Malformed, "data.all", ""},
+		{"data not an object", `{"type":"CheckIn","id":"c","data":"x"}`, Malformed, "data", ""},
+		{"id not a string", `{"type":"CloseSlots","id":7}`, Malformed, "id", ""},
+		{"startHour not a number", `{"type":"CreateSlots","id":"c","data":{"startHour":"6"}}`, Malformed, "data.startHour", ""},
+		{"missing id", `{"type":"CloseSlots"}`, Invalid, "id", ""},
+		{"missing data", `{"type":"CheckIn","id":"c"}`, Invalid, "data.slotId", ""},
+		{"bad slotId", `{"type":"CheckIn","id":"c","data":{"slotId":"42"}}`, Invalid, "data.slotId",
+			`invalid command: data.slotId: must be a UUID in canonical lowercase form, got "42"`},
+		{"uppercase slotId", `{"type":"CheckIn","id":"c","data":{"slotId":"` + strings.ToUpper(idA) + `"}}`, Invalid, "data.slotId", ""},
+		{"hostName 101 chars", `{"type":"ReserveSlot","id":"c","data":{"slotId":"` + idA + `","hostName":"` + h101 + `"}}`, Invalid, "data.hostName",
+			"invalid command: data.hostName: must be at most 100 characters, got 101"},
+		{"hostName blank", `{"type":"ReserveSlot","id":"c","data":{"slotId":"` + idA + `","hostName":"  "}}`, Invalid, "data.hostName", ""},
+		{"startHour 25", `{"type":"CreateSlots","id":"c","data":{"startHour":25}}`, Invalid, "data.startHour",
+			"invalid command: data.startHour: must be between 0 and 23, got 25"},
+		{"start+count>24", `{"type":"CreateSlots","id":"c","data":{"startHour":20,"count":5}}`, Invalid, "data.count",
+			"invalid command: data.count: startHour + count must be at most 24, got 20 + 5 = 25"},
+		{"count 0", `{"type":"CreateSlots","id":"c","data":{"count":0}}`, Invalid, "data.count", ""},
+		{"bad date", `{"type":"CreateSlots","id":"c","data":{"date":"2026-13-01"}}`, Invalid, "data.date", ""},
+		{"version 2", `{"type":"CloseSlots","id":"c","version":2}`, UnsupportedVersion, "version",
+			"invalid command: version: unsupported version 2, only 1 is supported"},
+		// A later version may add fields; the version is the useful answer.
+		{"version 2 with new field", `{"type":"CloseSlots","id":"c","version":2,"priority":1}`, UnsupportedVersion, "version", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseCommand([]byte(tc.in))
+			var e *InvalidCommandError
+			if !errors.As(err, &e) {
+				t.Fatalf("got %v, want *InvalidCommandError", err)
+			}
+			if e.Kind != tc.kind || e.Field != tc.field {
+				t.Fatalf("got kind %s field %q (%v), want kind %s field %q", e.Kind, e.Field, err, tc.kind, tc.field)
+			}
+			if tc.msg != "" && err.Error() != tc.msg {
+				t.Fatalf("message\n got: %s\nwant: %s", err, tc.msg)
+			}
+			if !IsInvalidCommand(fmt.Errorf("wrapped: %w", err)) || IsRejected(err) {
+				t.Fatalf("classification wrong for %v", err)
+			}
+		})
+	}
+}
+
+func TestParseCommandAccepts(t *testing.T) {
+	for _, in := range []string{
+		`{"type":"CloseSlots","id":"c"}`,
+		`{"type":"CloseSlots","id":"c","data":{}}`,
+		`{"type":"UnattendSlots","id":"c","data":null,"version":1}`,
+		` {"type":"CreateSlots","id":"c","data":{"startHour":14,"count":10}} ` + "\n",
+		`{"type":"CreateSlots","id":"c","data":{"startHour":0,"count":24,"date":"2026-02-28"}}`,
+		`{"type":"ReserveSlot","id":"c","correlationId":"k","data":{"slotId":"` + idA + `","hostName":"` + strings.Repeat("é", 100) + `"}}`,
+		`{"type":"OpenSlot","id":"c","data":{"slotId":"` + idA + `"}}`,
+	} {
+		c, err := ParseCommand([]byte(in))
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if c.Version != 1 {
+			t.Errorf("%s: version %d, want 1", in, c.Version)
+		}
+	}
+}
+
+func TestParseCommandKeepsWhatItCouldRead(t *testing.T) {
+	c, err := ParseCommand([]byte(`{"type":"CheckIn","id":"c-9","correlationId":"k","data":{"slotId":"nope"}}`))
+	if err == nil || c.ID != "c-9" || c.Type != CmdCheckIn || c.CorrelationID != "k" {
+		t.Fatalf("got %+v, %v", c, err)
+	}
+}
+
+func TestEnsureIDs(t *testing.T) {
+	in := []byte(`{"type":"ReserveSlot","data":{"slotId":"` + idA + `","hostName":"A & B"},"extra":1}`)
+	out, c, err := EnsureIDs(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checkSlotID(c.ID) != nil || checkSlotID(c.CorrelationID) != nil || c.ID == c.CorrelationID {
+		t.Fatalf("ids %q %q: want two distinct new UUIDs", c.ID, c.CorrelationID)
+	}
+	var back map[string]json.RawMessage
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatal(err)
+	}
+	if string(back["id"]) != `"`+c.ID+`"` || string(back["correlationId"]) != `"`+c.CorrelationID+`"` {
+		t.Fatalf("bytes do not carry the ids: %s", out)
+	}
+	// Everything else goes through untouched, unknown fields included, so
+	// ParseCommand downstream is still as strict as on the original.
+	if string(back["data"]) != `{"slotId":"`+idA+`","hostName":"A & B"}` || string(back["extra"]) != "1" {
+		t.Fatalf("other members changed: %s", out)
+	}
+	if _, err := ParseCommand(out); err == nil || !strings.Contains(err.Error(), "extra") {
+		t.Fatalf("ParseCommand after EnsureIDs: %v, want the unknown field reported", err)
+	}
+
+	full := []byte(`{"type":"CloseSlots","id":"c-1","correlationId":"k-1"}`)
+	out, c, err = EnsureIDs(full)
+	if err != nil || !bytes.Equal(out, full) || c.ID != "c-1" || c.CorrelationID != "k-1" || c.Type != CmdCloseSlots {
+		t.Fatalf("complete command: %s %+v %v; want bytes unchanged", out, c, err)
+	}
+	out, c, err = EnsureIDs([]byte(`{"type":"CloseSlots","id":"mine"}`))
+	if err != nil || c.ID != "mine" || c.CorrelationID == "" {
+		t.Fatalf("kept id: %s %+v %v", out, c, err)
+	}
+	for _, bad := range []string{`{"type":`, `[]`, `{"id":3}`} {
+		if _, _, err := EnsureIDs([]byte(bad)); !IsInvalidCommand(err) {
+			t.Errorf("%s: got %v, want an invalid command error", bad, err)
+		}
+	}
+}
