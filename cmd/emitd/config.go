@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emitd/emitd/configs"
+)
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "inspect configurations",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "validate",
+				Usage: "check a configuration and print every problem, with its field path",
+				Flags: []cli.Flag{configFlag},
+				Action: func(c *cli.Context) error {
+					cfg, err := configs.Load(c.String("config"))
+					if err != nil {
+						return cli.Exit(err.Error(), 2)
+					}
+					fmt.Fprintf(c.App.Writer, "configuration OK: %s\n  commands: %s (topic %s, dlq %s, results %s)\n  events:   %s (buses %s, %s)\n  store:    %s in %s\n",
+						configSource(c), cfg.Commands.Broker, cfg.Commands.Topic, cfg.Commands.DLQTopic, cfg.Commands.ResultsTopic,
+						cfg.Events.Broker, cfg.Events.DomainBus, cfg.Events.AnalyticsBus, cfg.Store.Driver, cfg.DataDir)
+					return nil
+				},
+			},
+			{
+				Name:  "show-default",
+				Usage: "print the built-in embedded configuration (a starting point for your own)",
+				Action: func(c *cli.Context) error {
+					_, err := c.App.Writer.Write(configs.EmbeddedYAML())
+					return err
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,192 @@
+// Package daemon assembles emitd from its configuration: the store, the
+// brokers, the command router and the outbox relay, and runs them until told
+// to stop.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/emitd/emitd/adapters/sqlite"
+	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/configs"
+	"github.com/emitd/emitd/domain"
+	"github.com/emitd/emitd/publisher"
+	"github.com/emitd/emitd/router"
+)
+
+// Daemon is one running emitd.
+type Daemon struct {
+	cfg      *configs.Config
+	logger   watermill.LoggerAdapter
+	store    *sqlite.Store
+	embedded *brokers.Embedded
+	commands brokers.Broker
+	events   brokers.Broker
+	relay    *publisher.Relay
+	router   *message.Router
+	stats    *router.Stats
+	closing  atomic.Bool
+
+	// Now is the clock the aggregate is given (tests move it).
+	Now func() time.Time
+}
+
+// New opens everything the configuration names. On error nothing is left open.
+func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapter) (d *Daemon, err error) {
+	d = &Daemon{cfg: cfg, logger: logger, stats: &router.Stats{}, Now: func() time.Time { return time.Now().UTC() }}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+	if d.store, err = sqlite.Open(cfg.DataDir, true); err != nil {
+		return nil, err
+	}
+	if cfg.Commands.Broker == configs.BrokerEmbedded || cfg.Events.Broker == configs.BrokerEmbedded {
+		if d.embedded, err = brokers.StartEmbedded(cfg); err != nil {
+			return nil, err
+		}
+		logger.Info("embedded broker listening", watermill.LogFields{"url": d.embedded.URL(), "store": d.embedded.StoreDir()})
+	}
+	if d.commands, err = brokers.Open(ctx, cfg.Commands.Broker, cfg, logger); err != nil {
+		return nil, fmt.Errorf("commands broker %s: %w", cfg.Commands.Broker, err)
+	}
+	if err = d.commands.EnsureTopics(ctx, cfg.Commands.Topic, cfg.Commands.DLQTopic, cfg.Commands.ResultsTopic); err != nil {
+		return nil, fmt.Errorf("commands broker %s: %w", cfg.Commands.Broker, err)
+	}
+	if d.events, err = brokers.Open(ctx, cfg.Events.Broker, cfg, logger); err != nil {
+		return nil, fmt.Errorf("events broker %s: %w", cfg.Events.Broker, err)
+	}
+	if err = d.events.EnsureTopics(ctx, cfg.Events.DomainBus, cfg.Events.AnalyticsBus); err != nil {
+		return nil, fmt.Errorf("events broker %s: %w", cfg.Events.Broker, err)
+	}
+
+	d.relay = publisher.NewRelay(d.store, d.events.Publisher(), logger)
+	d.relay.BatchSize, d.relay.PollInterval, d.relay.MaxBackoff = cfg.Relay.BatchSize, cfg.Relay.PollInterval, cfg.Relay.MaxBackoff
+
+	sub, err := d.commands.Subscriber(brokers.SubscribeOptions{Group: cfg.Commands.Group, FromBeginning: true})
+	if err != nil {
+		return nil, err
+	}
+	h := &router.Handler{
+		Store:     d.store,
+		Aggregate: domain.Aggregate{},
+		Factory: domain.EnvelopeFactory{Meta: cfg.Metadata, DomainBus: cfg.Events.DomainBus,
+			AnalyticsBus: cfg.Events.AnalyticsBus},
+		Results:      d.commands.Publisher(),
+		ResultsTopic: cfg.Commands.ResultsTopic,
+		Now:          func() time.Time { return d.Now() },
+		OnCommit:     d.relay.Notify,
+		Stats:        d.stats,
+		Logger:       logger,
+	}
+	host, _ := os.Hostname()
+	d.router, err = router.New(router.Config{
+		CommandTopic:   cfg.Commands.Topic,
+		DLQTopic:       cfg.Commands.DLQTopic,
+		Instance:       fmt.Sprintf("%s/%d", host, os.Getpid()),
+		HandlerTimeout: cfg.Router.HandlerTimeout,
+		Retry: router.RetryPolicy{MaxRetries: cfg.Router.Retry.MaxRetries, InitialInterval: cfg.Router.Retry.InitialInterval,
+			MaxInterval: cfg.Router.Retry.MaxInterval, MaxElapsed: cfg.Router.Retry.MaxElapsed},
+		ShuttingDown: d.closing.Load,
+	}, sub, d.commands.Publisher(), h, logger)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Store is the daemon's state store (tests read it).
+func (d *Daemon) Store() *sqlite.Store { return d.store }
+
+// EmbeddedURL is the embedded broker's client URL, "" when none runs.
+func (d *Daemon) EmbeddedURL() string {
+	if d.embedded == nil {
+		return ""
+	}
+	return d.embedded.URL()
+}
+
+// Running is closed once the router consumes commands.
+func (d *Daemon) Running() chan struct{} { return d.router.Running() }
+
+// Run serves until ctx is cancelled, then stops cleanly: no new command is
+// taken, in-flight commands finish (or are left for redelivery), the relay
+// flushes the outbox, and everything is closed. It returns nil on a clean stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- d.relay.Run(relayCtx, 10*time.Second) }()
+
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- d.router.Run(context.Background()) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-routerDone:
+		if runErr == nil {
+			runErr = errors.New("command router stopped unexpectedly")
+		}
+	}
+	d.logger.Info("emitd stopping: finishing in-flight commands", nil)
+	d.closing.Store(true)
+	if err := d.router.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close router: %w", err))
+	}
+	stopRelay()
+	if err := <-relayDone; err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	d.logStats()
+	if err := d.closeAll(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	return runErr
+}
+
+func (d *Daemon) logStats() {
+	counts := d.stats.Snapshot()
+	counts["events.published"] = d.relay.Published()
+	counts["events.dead_lettered"] = d.relay.DeadLettered()
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fields := watermill.LogFields{}
+	for _, k := range keys {
+		fields[k] = counts[k]
+	}
+	d.logger.Info("emitd counters", fields)
+}
+
+func (d *Daemon) closeAll() error {
+	var errs []error
+	if d.commands != nil {
+		errs = append(errs, d.commands.Close())
+		d.commands = nil
+	}
+	if d.events != nil {
+		errs = append(errs, d.events.Close())
+		d.events = nil
+	}
+	if d.embedded != nil {
+		d.embedded.Shutdown()
+		d.embedded = nil
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+		d.store = nil
+	}
+	return errors.Join(errs...)
+}

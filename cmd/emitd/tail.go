@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+)
+
+func tailCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tail",
+		Usage: "print envelopes on a bus (or command outcomes) as JSON lines",
+		Description: "Prints each envelope on --bus as one line in EventBridge entry form\n" +
+			"({\"EventBusName\",\"Source\",\"DetailType\",\"Detail\"}), or each command outcome with --results.\n" +
+			"It reads without taking anything away from the daemon or other readers.\n\n" +
+			"Examples:\n" +
+			"  emitd tail --bus reservation -n 2 --from-beginning\n" +
+			"  emitd tail --results --timeout 10s",
+		Flags: []cli.Flag{
+			configFlag,
+			&cli.StringFlag{Name: "bus", Usage: "bus `NAME` to read (events.domainBus or events.analyticsBus)"},
+			&cli.BoolFlag{Name: "results", Usage: "read command outcomes (commands.resultsTopic) instead of a bus"},
+			&cli.IntFlag{Name: "n", Usage: "exit after `N` messages (0: no limit)"},
+			&cli.DurationFlag{Name: "timeout", Usage: "exit after `D` (e.g. 30s; 0: no limit); with -n, exits 1 if fewer than N arrived"},
+			&cli.BoolFlag{Name: "from-beginning", Usage: "start from what the bus retains, not from new messages"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			bus, results := c.String("bus"), c.Bool("results")
+			kind, topic := cfg.Events.Broker, bus
+			switch {
+			case results && bus != "":
+				return cli.Exit("give either --bus or --results, not both", 2)
+			case results:
+				kind, topic = cfg.Commands.Broker, cfg.Commands.ResultsTopic
+			case bus == "":
+				return cli.Exit(fmt.Sprintf("--bus is required (%s or %s), or --results", cfg.Events.DomainBus, cfg.Events.AnalyticsBus), 2)
+			case bus != cfg.Events.DomainBus && bus != cfg.Events.AnalyticsBus:
+				return cli.Exit(fmt.Sprintf("unknown bus %q: this configuration has %s and %s", bus, cfg.Events.DomainBus, cfg.Events.AnalyticsBus), 2)
+			}
+			ctx, stop := signalContext(c.Context)
+			defer stop()
+			if d := c.Duration("timeout"); d > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d)
+				defer cancel()
+			}
+			b, err := brokers.Open(ctx, kind, cfg, newLogger(c))
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			defer b.Close()
+			sub, err := b.Subscriber(brokers.SubscribeOptions{FromBeginning: c.Bool("from-beginning")})
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			defer sub.Close()
+			ch, err := sub.Subscribe(ctx, topic)
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("subscribe to %s: %v", topic, err), 1)
+			}
+			limit, seen := c.Int("n"), 0
+			for {
+				select {
+				case <-ctx.Done():
+					if limit > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+						return cli.Exit(fmt.Sprintf("timed out after %s with %d of %d messages", c.Duration("timeout"), seen, limit), 1)
+					}
+					return nil
+				case msg, ok := <-ch:
+					if !ok {
+						return nil
+					}
+					fmt.Fprintln(c.App.Writer, string(msg.Payload))
+					msg.Ack()
+					seen++
+					if limit > 0 && seen >= limit {
+						return nil
+					}
+				}
+			}
+		},
+	}
+}

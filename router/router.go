@@ -1,0 +1,36 @@
+package router
+
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Config is what New needs besides the handler.
+type Config struct {
+	CommandTopic   string
+	DLQTopic       string
+	Instance       string
+	HandlerTimeout time.Duration
+	Retry          RetryPolicy
+	// ShuttingDown reports that the daemon is stopping: failures then leave
+	// the message for redelivery instead of dead-lettering it.
+	ShuttingDown func() bool
+}
+
+// New builds the Watermill router that consumes commands. Middleware,
+// outermost first: poison queue → retry → recover → timeout → handler.
+// (Correlation ids are settled in the handler, where the command is decoded.)
+func New(cfg Config, sub message.Subscriber, dlq message.Publisher, h *Handler, logger watermill.LoggerAdapter) (*message.Router, error) {
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, logger)
+	if err != nil {
+		return nil, err
+	}
+	pq := PoisonQueue{Publisher: dlq, Topic: cfg.DLQTopic, Instance: cfg.Instance,
+		ShuttingDown: cfg.ShuttingDown, Stats: h.Stats, Logger: logger}
+	retry := Retry{Policy: cfg.Retry, ShuttingDown: cfg.ShuttingDown, Stats: h.Stats, Logger: logger}
+	r.AddMiddleware(pq.Middleware, retry.Middleware, Recover, Timeout(cfg.HandlerTimeout))
+	r.AddConsumerHandler("slot-commands", cfg.CommandTopic, sub, h.Handle)
+	return r, nil
+}
