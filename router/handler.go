@@ -111,7 +111,9 @@ func (h *Handler) publishOutcome(o domain.Outcome) error {
 	if err != nil {
 		return err
 	}
-	msg := message.NewMessage(o.CommandID, payload)
+	// A fresh message id: a redelivered command is answered again, and a
+	// broker that drops repeated message ids (JetStream) must not swallow it.
+	msg := message.NewMessage(uuid.NewString(), payload)
 	msg.Metadata.Set(publisher.MetaCorrelationID, o.CorrelationID)
 	if err := h.Results.Publish(h.ResultsTopic, msg); err != nil {
 		return fmt.Errorf("publish outcome of %s: %w", o.CommandID, err)
