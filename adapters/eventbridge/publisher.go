@@ -1,0 +1,459 @@
+// Package eventbridge publishes event envelopes to Amazon EventBridge with
+// PutEvents.
+//
+// Each Watermill message is one envelope (publisher.ToMessage): its payload
+// is the entry JSON {"EventBusName","Source","DetailType","Detail"}, its UUID
+// the event id. Publish sends them in calls of at most 10 entries whose total
+// size stays within the entry-size limit (AWS applies the limit to the whole
+// request), re-sends only the entries that failed transiently, and reports
+// per message what happened through *publisher.BatchError.
+//
+// The entry's Time is left unset, so EventBridge stamps the event with the
+// time it received it. The domain time of the event is in the Detail
+// (metadata.timestamp, full precision); copying it to Time would cost parsing
+// bytes that are final, 14 bytes of the size budget, and the sub-second part.
+package eventbridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/emitd/emitd/domain"
+	"github.com/emitd/emitd/publisher"
+)
+
+// Limits of PutEvents and the adapter's defaults.
+const (
+	MaxEntriesPerCall    = 10
+	DefaultMaxEntryBytes = 1 << 20 // 1 MiB
+	DefaultMaxAttempts   = 5
+	DefaultBaseBackoff   = 100 * time.Millisecond
+	DefaultMaxBackoff    = 5 * time.Second
+	timeEntrySizeInBytes = 14
+)
+
+// Codes of the refusals the adapter makes itself, before sending.
+const (
+	CodeEntryTooLarge = "EntryTooLarge" // the entry alone is over MaxEntryBytes
+	CodeBusMismatch   = "BusMismatch"   // EventBusName differs from the topic
+	CodeNotAnEntry    = "NotAnEntry"    // the payload is not an entry JSON
+)
+
+// ErrCannotTail is what `emitd tail` says for an EventBridge bus: PutEvents is
+// write-only, events reach consumers only through rules and targets.
+var ErrCannotTail = errors.New("EventBridge cannot be read back: add a rule that targets an SQS queue " +
+	"or CloudWatch Logs and read that (e.g. `emitd tail` on the SQS queue)")
+
+// ErrClosed is returned by Publish after Close.
+var ErrClosed = errors.New("eventbridge publisher is closed")
+
+// Config configures the publisher. Zero values take the defaults.
+type Config struct {
+	// Region overrides AWS_REGION / the shared config ("" = SDK default).
+	Region string
+	// Endpoint overrides the service endpoint ("" = SDK default, which
+	// honours AWS_ENDPOINT_URL_EVENTBRIDGE and AWS_ENDPOINT_URL).
+	Endpoint string
+	// MaxEntryBytes is the entry-size limit (default 1 MiB = 1048576). AWS
+	// applies it to the sum of a request's entries, so it bounds both a single
+	// entry and each call.
+	MaxEntryBytes int
+	// MaxAttempts bounds the attempts for an entry that fails transiently
+	// (and the SDK's attempts for a call that fails whole). Default 5.
+	MaxAttempts int
+	// BaseBackoff and MaxBackoff shape the exponential backoff with jitter
+	// between attempts. Defaults 100ms and 5s.
+	BaseBackoff, MaxBackoff time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxEntryBytes <= 0 {
+		c.MaxEntryBytes = DefaultMaxEntryBytes
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.BaseBackoff <= 0 {
+		c.BaseBackoff = DefaultBaseBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxBackoff < c.BaseBackoff {
+		c.MaxBackoff = c.BaseBackoff
+	}
+	return c
+}
+
+// EntryError says why one event was not delivered.
+type EntryError struct {
+	EventID string
+	Bus     string
+	Code    string // EventBridge's ErrorCode, or one of the adapter's Code* constants
+	Message string
+}
+
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("eventbridge: event %s on bus %q: %s: %s", e.EventID, e.Bus, e.Code, e.Message)
+}
+
+// Publisher is a Watermill message.Publisher for EventBridge. It is safe for
+// concurrent use.
+type Publisher struct {
+	client *eventbridge.Client
+	cfg    Config
+	logger watermill.LoggerAdapter
+
+	ctx    context.Context // cancelled by Close: interrupts calls and backoff
+	cancel context.CancelFunc
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher loads the AWS configuration the standard way (environment,
+// shared files, credential chain; AWS_REGION, AWS_ENDPOINT_URL*), then applies
+// cfg.Region and cfg.Endpoint.
+func NewPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	var loadOpts []func(*config.LoadOptions) error
+	if cfg.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(cfg.Region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("eventbridge: load AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("eventbridge: no AWS region: set region in the configuration or AWS_REGION")
+	}
+	client := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = cfg.MaxAttempts
+			so.MaxBackoff = cfg.MaxBackoff
+			so.BaseDelay = cfg.BaseBackoff
+		})
+	})
+	pctx, cancel := context.WithCancel(context.Background())
+	return &Publisher{client: client, cfg: cfg, logger: logger, ctx: pctx, cancel: cancel}, nil
+}
+
+// CheckBus tells whether the named bus exists (DescribeEventBus). PutEvents
+// itself accepts events for a bus that does not exist and drops them, so a
+// daemon should check its buses at start.
+func (p *Publisher) CheckBus(ctx context.Context, name string) error {
+	_, err := p.client.DescribeEventBus(ctx, &eventbridge.DescribeEventBusInput{Name: aws.String(name)})
+	if err != nil {
+		return fmt.Errorf("eventbridge: event bus %q: %w", name, err)
+	}
+	return nil
+}
+
+// Close stops the publisher: a Publish in progress stops waiting and reports
+// its undelivered messages as pending.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		p.cancel()
+	}
+	return nil
+}
+
+// item is one message on its way.
+type item struct {
+	id    string
+	entry types.PutEventsRequestEntry
+	size  int
+}
+
+// outcome collects what happened to a batch.
+type outcome struct {
+	refused map[string]error
+	pending map[string]error
+}
+
+func (o *outcome) refuse(id string, err error) {
+	if o.refused == nil {
+		o.refused = map[string]error{}
+	}
+	o.refused[id] = err
+}
+
+func (o *outcome) pend(id string, err error) {
+	if o.pending == nil {
+		o.pending = map[string]error{}
+	}
+	o.pending[id] = err
+}
+
+// Publish sends msgs to the bus named topic. It returns nil when every
+// message was delivered, else a *publisher.BatchError naming each message
+// refused for good or still pending (ErrClosed after Close).
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	closed := p.closed
+	p.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+
+	var out outcome
+	items := make([]item, 0, len(msgs))
+	for _, msg := range msgs {
+		it, err := p.toItem(topic, msg)
+		if err != nil {
+			out.refuse(msg.UUID, err)
+			p.logger.Error("EventBridge entry refused before sending", err, watermill.LogFields{"event_id": msg.UUID, "bus": topic})
+			continue
+		}
+		items = append(items, it)
+	}
+
+	chunks := chunk(items, p.cfg.MaxEntryBytes)
+	for i, c := range chunks {
+		if err := p.sendChunk(topic, c, &out); err != nil {
+			// A call failed whole (network, 5xx after the SDK's retries,
+			// credentials...): the chunks not yet sent are pending too.
+			for _, rest := range chunks[i+1:] {
+				for _, it := range rest {
+					out.pend(it.id, fmt.Errorf("eventbridge: event %s not sent: %w", it.id, err))
+				}
+			}
+			break
+		}
+	}
+
+	if len(out.refused) == 0 && len(out.pending) == 0 {
+		return nil
+	}
+	return &publisher.BatchError{Refused: out.refused, Pending: out.pending}
+}
+
+func (p *Publisher) toItem(topic string, msg *message.Message) (item, error) {
+	var env domain.Envelope
+	if err := json.Unmarshal(msg.Payload, &env); err != nil {
+		return item{}, &EntryError{EventID: msg.UUID, Bus: topic, Code: CodeNotAnEntry, Message: "payload is not an entry JSON: " + err.Error()}
+	}
+	if env.EventBusName != topic {
+		return item{}, &EntryError{EventID: msg.UUID, Bus: topic, Code: CodeBusMismatch,
+			Message: fmt.Sprintf("entry names bus %q but is published to %q", env.EventBusName, topic)}
+	}
+	e := types.PutEventsRequestEntry{
+		EventBusName: aws.String(env.EventBusName),
+		Source:       aws.String(env.Source),
+		DetailType:   aws.String(env.DetailType),
+		Detail:       aws.String(env.Detail),
+	}
+	size := EntrySize(e)
+	if size > p.cfg.MaxEntryBytes {
+		return item{}, &EntryError{EventID: msg.UUID, Bus: topic, Code: CodeEntryTooLarge,
+			Message: fmt.Sprintf("entry is %d bytes, over the %d-byte limit", size, p.cfg.MaxEntryBytes)}
+	}
+	return item{id: msg.UUID, entry: e, size: size}, nil
+}
+
+// EntrySize is the size of a PutEvents entry as EventBridge computes it: 14
+// bytes for Time if set, plus the UTF-8 bytes of Source, DetailType, Detail
+// and each Resource.
+func EntrySize(e types.PutEventsRequestEntry) int {
+	n := len(aws.ToString(e.Source)) + len(aws.ToString(e.DetailType)) + len(aws.ToString(e.Detail))
+	if e.Time != nil {
+		n += timeEntrySizeInBytes
+	}
+	for _, r := range e.Resources {
+		n += len(r)
+	}
+	return n
+}
+
+// chunk groups items, in order, into calls of at most 10 entries and at most
+// limit bytes.
+func chunk(items []item, limit int) [][]item {
+	var chunks [][]item
+	var cur []item
+	size := 0
+	for _, it := range items {
+		if len(cur) == MaxEntriesPerCall || (len(cur) > 0 && size+it.size > limit) {
+			chunks = append(chunks, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, it)
+		size += it.size
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks
+}
+
+// sendChunk delivers one chunk, re-sending only the entries that failed
+// transiently, up to MaxAttempts, and records in out every entry it did not
+// deliver. It returns an error when a call failed whole in a way that would
+// fail the next calls too (the caller then stops and leaves the rest pending).
+func (p *Publisher) sendChunk(bus string, todo []item, out *outcome) error {
+	pendAll := func(items []item, err error) {
+		for _, it := range items {
+			out.pend(it.id, err)
+		}
+	}
+	for attempt := 1; len(todo) > 0; attempt++ {
+		if attempt > 1 {
+			if err := p.sleep(p.backoff(attempt - 1)); err != nil {
+				pendAll(todo, ErrClosed)
+				return ErrClosed
+			}
+		}
+		entries := make([]types.PutEventsRequestEntry, len(todo))
+		for i, it := range todo {
+			entries[i] = it.entry
+		}
+		resp, err := p.client.PutEvents(p.ctx, &eventbridge.PutEventsInput{Entries: entries})
+		if err != nil && isRequestValidation(err) {
+			if len(todo) == 1 {
+				eerr := &EntryError{EventID: todo[0].id, Bus: bus, Code: apiCode(err), Message: apiMessage(err)}
+				out.refuse(todo[0].id, eerr)
+				p.logger.Error("EventBridge refused an entry", eerr, watermill.LogFields{"event_id": todo[0].id, "bus": bus})
+				return nil
+			}
+			// AWS refused the request as a whole for what it holds (e.g. its
+			// size limit is lower than the configured one): send each entry
+			// alone, so that only the guilty one is refused.
+			p.logger.Info("EventBridge refused a call as invalid, sending its entries one by one",
+				watermill.LogFields{"bus": bus, "entries": len(todo), "error": err.Error()})
+			for i, it := range todo {
+				if err := p.sendChunk(bus, []item{it}, out); err != nil {
+					pendAll(todo[i+1:], err)
+					return err
+				}
+			}
+			return nil
+		}
+		if err != nil {
+			err = fmt.Errorf("eventbridge: PutEvents: %w", err)
+			p.logger.Error("EventBridge PutEvents call failed", err, watermill.LogFields{"bus": bus, "entries": len(todo)})
+			pendAll(todo, err)
+			return err
+		}
+		if len(resp.Entries) != len(todo) {
+			err := fmt.Errorf("eventbridge: PutEvents answered %d results for %d entries", len(resp.Entries), len(todo))
+			pendAll(todo, err)
+			return err
+		}
+		var retry []item
+		for i, r := range resp.Entries {
+			it := todo[i]
+			if r.ErrorCode == nil && r.EventId != nil {
+				continue
+			}
+			eerr := &EntryError{EventID: it.id, Bus: bus, Code: aws.ToString(r.ErrorCode), Message: aws.ToString(r.ErrorMessage)}
+			if eerr.Code == "" { // neither an EventId nor an ErrorCode: unknown, try again
+				eerr.Code, eerr.Message = "InternalFailure", "PutEvents answered no EventId and no ErrorCode"
+			}
+			switch {
+			case !retryableEntryCode(eerr.Code):
+				out.refuse(it.id, eerr)
+				p.logger.Error("EventBridge refused an entry", eerr, watermill.LogFields{"event_id": it.id, "bus": bus, "code": eerr.Code})
+			case attempt >= p.cfg.MaxAttempts:
+				out.pend(it.id, fmt.Errorf("%w (after %d attempts)", eerr, attempt))
+				p.logger.Info("EventBridge entry still failing, left pending", watermill.LogFields{"event_id": it.id, "bus": bus, "code": eerr.Code, "attempts": attempt})
+			default:
+				retry = append(retry, it)
+			}
+		}
+		if len(retry) > 0 {
+			p.logger.Debug("EventBridge entries failed transiently, re-sending them", watermill.LogFields{"bus": bus, "entries": len(retry), "attempt": attempt})
+		}
+		todo = retry
+	}
+	return nil
+}
+
+// backoff is the wait before retry n (1-based): BaseBackoff*2^(n-1), capped at
+// MaxBackoff, with equal jitter (half fixed, half random).
+func (p *Publisher) backoff(n int) time.Duration {
+	d := p.cfg.MaxBackoff
+	if n < 30 {
+		if e := p.cfg.BaseBackoff << (n - 1); e > 0 && e < d {
+			d = e
+		}
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+func (p *Publisher) sleep(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+}
+
+// retryableEntryCode tells the entry error codes that another attempt can
+// fix. EventBridge documents InternalFailure and ThrottlingException as the
+// retryable ones; every other code (InvalidArgument, MalformedDetail,
+// AccessDeniedException, NotAuthorizedFor*, ...) and any unknown one is final,
+// so a poison entry cannot block the outbox: a refused event goes to the DLQ,
+// from which it can be replayed.
+func retryableEntryCode(code string) bool {
+	switch code {
+	case "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
+		"InternalFailure", "InternalException", "InternalError", "ServiceUnavailable", "ServiceUnavailableException":
+		return true
+	}
+	return false
+}
+
+// isRequestValidation tells a whole-call 400 ValidationException: the request
+// content is wrong (too many entries, total size over the limit), not the
+// credentials, the network or the service's health.
+func isRequestValidation(err error) bool {
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) || re.HTTPStatusCode() != 400 {
+		return false
+	}
+	return apiCode(err) == "ValidationException"
+}
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func apiMessage(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorMessage()
+	}
+	return err.Error()
+}
