@@ -1,0 +1,98 @@
+package kafka_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/emitd/emitd/adapters/contract"
+	"github.com/emitd/emitd/adapters/kafka"
+	"github.com/emitd/emitd/adapters/kafka/kafkatest"
+	"github.com/emitd/emitd/domain"
+	"github.com/emitd/emitd/publisher"
+)
+
+// The shared adapter contract, against one kfake cluster for the whole run.
+func TestContract(t *testing.T) {
+	brokers := kafkatest.Start(t)
+	const name = "kafka-kfake"
+	contract.Run(t, contract.Factory{
+		Name: name,
+		NewPublisher: func(t *testing.T) message.Publisher {
+			p, err := kafka.NewPublisher(kafka.Config{Brokers: brokers}, logger)
+			if err != nil {
+				t.Fatalf("[%s] NewPublisher: %v", name, err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			return p
+		},
+		NewSubscriber: func(t *testing.T, group string) message.Subscriber {
+			s, err := kafka.NewSubscriber(kafka.Config{Brokers: brokers, ConsumerGroup: group}, logger)
+			if err != nil {
+				t.Fatalf("[%s] NewSubscriber(%q): %v", name, group, err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+		NewTopic: func(t *testing.T) string {
+			topic := "emitd-test." + watermill.NewShortUUID()
+			createTopic(t, brokers, topic)
+			return topic
+		},
+	}, contract.Features{
+		PerKeyOrder:    true,  // key = slot id, one partition per slot
+		GlobalOrder:    false, // 4 partitions
+		ConsumerGroups: true,
+		Persistent:     true,
+		Redelivery:     true,
+		ExactlyOnce:    false, // at least once: an ack racing a close or rebalance is replayed
+		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
+			nativeCheck(t, name, brokers, topic, sent)
+		},
+	})
+}
+
+// nativeCheck reads the topic with franz-go, no Watermill: one record per
+// envelope, key = slot id, value = the entry JSON, metadata and UUID as
+// headers; each slot's records in publish order.
+func nativeCheck(t *testing.T, name string, brokers []string, topic string, sent []domain.Envelope) {
+	t.Helper()
+	recs := readRecords(t, brokers, topic, len(sent))
+	byID := map[string]int{}
+	for i, env := range sent {
+		byID[env.ID] = i
+	}
+	lastOfSlot := map[string]int{}
+	for _, r := range recs {
+		id := headerOf(r, kafka.UUIDHeader)
+		i, ok := byID[id]
+		if !ok {
+			t.Fatalf("[%s] record with UUID header %q: not one of the sent envelopes", name, id)
+		}
+		env := sent[i]
+		if string(r.Key) != env.SlotID {
+			t.Errorf("[%s] envelope %d: key %q, want the slot id %q", name, i, r.Key, env.SlotID)
+		}
+		if want := contract.EntryJSON(t, env); !bytes.Equal(r.Value, want) {
+			t.Errorf("[%s] envelope %d: value\n got %s\nwant %s", name, i, r.Value, want)
+		}
+		for k, v := range contract.HeaderKeys(env) {
+			if got := headerOf(r, k); got != v {
+				t.Errorf("[%s] envelope %d: header %q = %q, want %q", name, i, k, got, v)
+			}
+		}
+		if env.CorrelationID == "" {
+			for _, h := range r.Headers {
+				if h.Key == publisher.MetaCorrelationID {
+					t.Errorf("[%s] envelope %d: header %q present without a correlation id", name, i, h.Key)
+				}
+			}
+		}
+		if last, ok := lastOfSlot[env.SlotID]; ok && last > i {
+			t.Errorf("[%s] slot %s: envelope %d after %d", name, env.SlotID, i, last)
+		}
+		lastOfSlot[env.SlotID] = i
+	}
+}
