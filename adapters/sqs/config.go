@@ -1,0 +1,177 @@
+// Package sqs is the Amazon SQS adapter: a Watermill publisher and subscriber
+// (built on watermill-aws) where the Watermill topic is a queue name or a queue
+// URL.
+//
+// On the wire a message is what SQS users expect: the body is the Watermill
+// payload unchanged (for events the EventBridge entry JSON, for commands the
+// command JSON); the metadata travels as message attributes (source,
+// detail-type, event-id first, for native consumers), never more than SQS's
+// 10: what does not fit is packed into one attribute and unpacked on receive,
+// so metadata round-trips unchanged. On FIFO queues (names ending in .fifo)
+// the message group is the slot id (per-slot order) and the deduplication id
+// is the message UUID (the event id), so a relay's re-send within SQS's
+// 5-minute window is dropped.
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsqs "github.com/ThreeDotsLabs/watermill-aws/sqs"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+)
+
+// FIFOSuffix ends the name of every FIFO queue (and FIFO SNS topic).
+const FIFOSuffix = ".fifo"
+
+// Config configures both the publisher and the subscriber.
+type Config struct {
+	// Region overrides the SDK's region (AWS_REGION, the profile).
+	Region string
+	// Endpoint overrides the SQS endpoint (e.g. http://127.0.0.1:4566). Empty:
+	// the SDK decides (AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, config file,
+	// then the real service).
+	Endpoint string
+	// CreateIfMissing creates queues that do not exist, on publish and on
+	// subscribe. Names ending in .fifo are created as FIFO queues.
+	CreateIfMissing bool
+	// FIFO requires every queue to be a FIFO queue: a topic whose queue name
+	// does not end in .fifo is refused rather than silently unordered.
+	// FIFO handling (group and deduplication ids) follows the .fifo suffix
+	// either way, as SQS itself does.
+	FIFO bool
+	// VisibilityTimeout of queues this adapter creates: how long a received
+	// message stays hidden; after a nack the message comes back when it ends.
+	// Zero: SQS's default (30 s).
+	VisibilityTimeout time.Duration
+	// ConsumeWorkers is how many receive loops each Subscribe runs (default 1).
+	ConsumeWorkers int
+	// ReceiveWaitTime is the long-poll wait of each receive, at most 20 s
+	// (default 20 s).
+	ReceiveWaitTime time.Duration
+
+	// AWSConfig, if set, is used as is instead of config.LoadDefaultConfig
+	// (Region and Endpoint still override it).
+	AWSConfig *aws.Config
+	// Logger for watermill-aws; nil logs nothing.
+	Logger watermill.LoggerAdapter
+}
+
+// LoadAWSConfig resolves the SDK configuration: cfg.AWSConfig if set, else the
+// SDK's default chain (environment, shared config and credentials files, SSO,
+// IMDS...), with cfg.Region applied on top.
+func LoadAWSConfig(ctx context.Context, region string, preset *aws.Config) (aws.Config, error) {
+	if preset != nil {
+		c := preset.Copy()
+		if region != "" {
+			c.Region = region
+		}
+		return c, nil
+	}
+	opts := []func(*config.LoadOptions) error{
+		// The SDK's default client has no timeout for a response that never
+		// comes; a hung broker would stall the relay. 20 s long polls answer
+		// within the header timeout.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = 45 * time.Second
+		})),
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	c, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	return c, nil
+}
+
+func (c Config) load(ctx context.Context) (aws.Config, []func(*sqs.Options), error) {
+	awsCfg, err := LoadAWSConfig(ctx, c.Region, c.AWSConfig)
+	if err != nil {
+		return aws.Config{}, nil, err
+	}
+	if awsCfg.Region == "" {
+		return aws.Config{}, nil, errors.New("sqs: no AWS region: set Config.Region or AWS_REGION")
+	}
+	var optFns []func(*sqs.Options)
+	if c.Endpoint != "" {
+		endpoint := c.Endpoint
+		optFns = append(optFns, func(o *sqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	}
+	return awsCfg, optFns, nil
+}
+
+func (c Config) logger() watermill.LoggerAdapter {
+	if c.Logger == nil {
+		return watermill.NopLogger{}
+	}
+	return c.Logger
+}
+
+func (c Config) queueAttributes() wsqs.QueueConfigAttributes {
+	var a wsqs.QueueConfigAttributes
+	if c.VisibilityTimeout > 0 {
+		a.VisibilityTimeout = fmt.Sprint(int(c.VisibilityTimeout.Round(time.Second) / time.Second))
+	}
+	return a
+}
+
+// createQueueInput creates .fifo names as FIFO queues.
+func createQueueInput(ctx context.Context, name wsqs.QueueName, attrs wsqs.QueueConfigAttributes) (*sqs.CreateQueueInput, error) {
+	if strings.HasSuffix(string(name), FIFOSuffix) {
+		attrs.FifoQueue = true
+	}
+	return wsqs.GenerateCreateQueueInputDefault(ctx, name, attrs)
+}
+
+// IsQueueURL says whether a topic names a queue by URL rather than by name.
+func IsQueueURL(topic string) bool {
+	return strings.HasPrefix(topic, "https://") || strings.HasPrefix(topic, "http://")
+}
+
+// queueName is the queue's name: the topic, or the last segment of its URL.
+func queueName(topic string) string {
+	if IsQueueURL(topic) {
+		return topic[strings.LastIndex(topic, "/")+1:]
+	}
+	return topic
+}
+
+// resolver maps a topic to a queue: a URL is used as is (no API call; it is
+// assumed to exist), a name is looked up with GetQueueUrl once and cached.
+type resolver struct {
+	byName *wsqs.GetQueueUrlByNameUrlResolver
+	fifo   bool
+}
+
+func newResolver(fifo bool) *resolver {
+	return &resolver{
+		byName: wsqs.NewGetQueueUrlByNameUrlResolver(wsqs.GetQueueUrlByNameUrlResolverConfig{}),
+		fifo:   fifo,
+	}
+}
+
+func (r *resolver) ResolveQueueUrl(ctx context.Context, p wsqs.ResolveQueueUrlParams) (wsqs.QueueUrlResolverResult, error) {
+	name := queueName(p.Topic)
+	if name == "" {
+		return wsqs.QueueUrlResolverResult{}, fmt.Errorf("sqs: topic %q names no queue", p.Topic)
+	}
+	if r.fifo && !strings.HasSuffix(name, FIFOSuffix) {
+		return wsqs.QueueUrlResolverResult{}, fmt.Errorf("sqs: queue %q is not a FIFO queue (name must end in %s) and Config.FIFO is set", name, FIFOSuffix)
+	}
+	if IsQueueURL(p.Topic) {
+		url := wsqs.QueueURL(p.Topic)
+		exists := true
+		return wsqs.QueueUrlResolverResult{QueueName: wsqs.QueueName(name), QueueURL: &url, Exists: &exists}, nil
+	}
+	return r.byName.ResolveQueueUrl(ctx, p)
+}
