@@ -1,0 +1,256 @@
+package amqp_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/emitd/emitd/adapters/amqp"
+	"github.com/emitd/emitd/adapters/contract"
+	"github.com/emitd/emitd/domain"
+	"github.com/emitd/emitd/publisher"
+)
+
+const name = "amqp-rabbitmq"
+
+// machineBroker returns the machine's RabbitMQ URL, or skips (fails under
+// CI) when it is not reachable.
+func machineBroker(t *testing.T) string {
+	t.Helper()
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf("[%s] RabbitMQ at %s unusable: ", name, amqp.DefaultURL) + fmt.Sprintf(format, args...)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + " (CI is set: the broker is required)")
+		}
+		t.Skip(msg + " (set CI to make this a failure)")
+	}
+	c, err := net.DialTimeout("tcp", "127.0.0.1:5672", 2*time.Second)
+	if err != nil {
+		unavailable("%v", err)
+	}
+	_ = c.Close()
+	conn, err := amqp091.Dial(amqp.DefaultURL)
+	if err != nil {
+		unavailable("%v", err)
+	}
+	_ = conn.Close()
+	return amqp.DefaultURL
+}
+
+// queues remembers the durable queues a test declared, to delete them at
+// the end: the machine's broker outlives the tests.
+type queues struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+func (q *queues) add(n string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.names[n] = true
+}
+
+func (q *queues) deleteAll(t *testing.T, url string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer conn.Close()
+	for n := range q.names {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Logf("cleanup: %v", err)
+			return
+		}
+		if _, err := ch.QueueDelete(n, false, false, false); err != nil {
+			t.Logf("cleanup: delete queue %s: %v", n, err)
+		}
+		_ = ch.Close()
+	}
+	q.names = map[string]bool{}
+}
+
+// recording wraps a subscriber to learn the queues it declares.
+type recording struct {
+	*amqp.Subscriber
+	group string
+	q     *queues
+}
+
+func (r recording) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if r.group != "" {
+		r.q.add(amqp.QueueName(topic, r.group))
+	}
+	return r.Subscriber.Subscribe(ctx, topic)
+}
+
+func (r recording) SubscribeInitialize(topic string) error {
+	if r.group != "" {
+		r.q.add(amqp.QueueName(topic, r.group))
+	}
+	return r.Subscriber.SubscribeInitialize(topic)
+}
+
+func testConfig(url string) amqp.Config {
+	return amqp.Config{URL: url, Exchange: "emitd-test"}
+}
+
+func TestContract(t *testing.T) {
+	url := machineBroker(t)
+	cfg := testConfig(url)
+	q := &queues{names: map[string]bool{}}
+	t.Cleanup(func() { q.deleteAll(t, url) })
+
+	f := contract.Factory{
+		Name: name,
+		NewPublisher: func(t *testing.T) message.Publisher {
+			p, err := amqp.NewPublisher(cfg)
+			if err != nil {
+				t.Fatalf("[%s] NewPublisher: %v", name, err)
+			}
+			return p
+		},
+		NewSubscriber: func(t *testing.T, group string) message.Subscriber {
+			s, err := amqp.NewSubscriber(cfg, group)
+			if err != nil {
+				t.Fatalf("[%s] NewSubscriber(%q): %v", name, group, err)
+			}
+			return recording{Subscriber: s, group: group, q: q}
+		},
+		// Topics are routing keys on one exchange: nothing to create.
+		NewTopic: func(t *testing.T) string { return "emitd-test." + uuid.NewString()[:12] },
+	}
+	contract.Run(t, f, contract.Features{
+		PerKeyOrder:    true,
+		GlobalOrder:    true, // one queue, one consumer, requeue to the original position
+		ConsumerGroups: true,
+		Persistent:     true, // once the group's queue is declared
+		Redelivery:     true,
+		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
+			nativeCheck(t, cfg, topic, sent)
+		},
+	})
+}
+
+// nativeCheck reads the native group's queue with amqp091-go, no
+// Watermill: exchange, routing key, body, headers, properties.
+func nativeCheck(t *testing.T, cfg amqp.Config, topic string, sent []domain.Envelope) {
+	t.Helper()
+	conn, err := amqp091.Dial(cfg.URL)
+	if err != nil {
+		t.Fatalf("[%s] native dial: %v", name, err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("[%s] native channel: %v", name, err)
+	}
+	defer ch.Close()
+	queue := amqp.QueueName(topic, contract.NativeGroup)
+	for i, env := range sent {
+		var d amqp091.Delivery
+		deadline := time.Now().Add(contract.WaitTimeout)
+		for {
+			var ok bool
+			d, ok, err = ch.Get(queue, false)
+			if err != nil {
+				t.Fatalf("[%s] get from %s: %v", name, queue, err)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("[%s] message %d not in queue %s", name, i, queue)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if d.Exchange != cfg.Exchange || d.RoutingKey != topic {
+			t.Errorf("[%s] message %d: exchange %q routing key %q, want %q %q", name, i, d.Exchange, d.RoutingKey, cfg.Exchange, topic)
+		}
+		if want := contract.EntryJSON(t, env); string(d.Body) != string(want) {
+			t.Errorf("[%s] message %d: body\n got %s\nwant %s", name, i, d.Body, want)
+		}
+		for k, v := range contract.HeaderKeys(env) {
+			if got, _ := d.Headers[k].(string); got != v {
+				t.Errorf("[%s] message %d: header %q = %#v, want %q", name, i, k, d.Headers[k], v)
+			}
+		}
+		if _, ok := d.Headers[publisher.MetaCorrelationID]; env.CorrelationID == "" && ok {
+			t.Errorf("[%s] message %d: header %q present for an envelope without correlation id", name, i, publisher.MetaCorrelationID)
+		}
+		if d.MessageId != env.ID || d.CorrelationId != env.CorrelationID || d.ContentType != "application/json" {
+			t.Errorf("[%s] message %d: properties message-id %q correlation-id %q content-type %q, want %q %q application/json",
+				name, i, d.MessageId, d.CorrelationId, d.ContentType, env.ID, env.CorrelationID)
+		}
+		if d.DeliveryMode != amqp091.Persistent {
+			t.Errorf("[%s] message %d: delivery mode %d, want persistent", name, i, d.DeliveryMode)
+		}
+		if err := d.Ack(false); err != nil {
+			t.Fatalf("[%s] ack: %v", name, err)
+		}
+	}
+	if _, ok, _ := ch.Get(queue, false); ok {
+		t.Errorf("[%s] queue %s holds more than the %d messages sent", name, queue, len(sent))
+	}
+}
+
+// TestForeignHeaders: a message published by a plain AMQP client with
+// non-string headers and no Watermill UUID header is delivered (not requeued
+// forever), its UUID taken from message-id.
+func TestForeignHeaders(t *testing.T) {
+	url := machineBroker(t)
+	cfg := testConfig(url)
+	topic := "emitd-test." + uuid.NewString()[:12]
+	sub, err := amqp.NewSubscriber(cfg, "foreign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	q := &queues{names: map[string]bool{amqp.QueueName(topic, "foreign"): true}}
+	defer q.deleteAll(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ch.PublishWithContext(ctx, cfg.Exchange, topic, false, false, amqp091.Publishing{
+		MessageId: "foreign-1",
+		Headers:   amqp091.Table{"attempt": int32(3), "source": "legacy"},
+		Body:      []byte(`{"hello":"world"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		if m.UUID != "foreign-1" || m.Metadata.Get("attempt") != "3" || m.Metadata.Get("source") != "legacy" {
+			t.Errorf("[%s] got UUID %q metadata %v", name, m.UUID, m.Metadata)
+		}
+		m.Ack()
+	case <-time.After(contract.WaitTimeout):
+		t.Fatalf("[%s] foreign message not delivered", name)
+	}
+}

@@ -1,0 +1,97 @@
+package natsjs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// DefaultEmbeddedPort is where the embedded broker listens unless told
+// otherwise. Not 4222, NATS's own default: a NATS server already running on
+// the machine (as on our test machines) is there, and an emitd that took 4222
+// would either fail to start or, worse, have services that mean "the
+// machine's NATS" talk to emitd's private broker. 4223 is avoided too: it is
+// the customary "second local NATS" port (and nats-server's own tests use
+// it). 4233 is free on our machines (`ss -ltn`) and keeps the 42xx family
+// recognisable.
+const DefaultEmbeddedPort = 4233
+
+// EmbeddedConfig configures StartEmbedded.
+type EmbeddedConfig struct {
+	// Dir holds the JetStream file store (created if missing). Required:
+	// the embedded broker exists to keep events across restarts.
+	Dir string
+	// Host to listen on; "127.0.0.1" when empty. Only loopback addresses
+	// are accepted: the embedded broker has no authentication.
+	Host string
+	// Port to listen on: DefaultEmbeddedPort when 0, a random free port
+	// when negative (tests).
+	Port int
+	// ReadyTimeout bounds the wait for the server to accept connections;
+	// 10 s when zero.
+	ReadyTimeout time.Duration
+}
+
+// StartEmbedded runs nats-server in this process with JetStream on, file
+// storage under cfg.Dir, listening on loopback only. It returns once the
+// server accepts connections, with the URL clients use. Stop it with
+// srv.Shutdown() then srv.WaitForShutdown().
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, string, error) {
+	if cfg.Dir == "" {
+		return nil, "", errors.New("natsjs: EmbeddedConfig.Dir is empty")
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	ip := net.ParseIP(cfg.Host)
+	if cfg.Host == "localhost" {
+		ip = net.IPv4(127, 0, 0, 1)
+		cfg.Host = "127.0.0.1"
+	}
+	if ip == nil || !ip.IsLoopback() {
+		return nil, "", fmt.Errorf("natsjs: embedded broker host %q is not a loopback address", cfg.Host)
+	}
+	switch {
+	case cfg.Port == 0:
+		cfg.Port = DefaultEmbeddedPort
+	case cfg.Port < 0:
+		cfg.Port = server.RANDOM_PORT
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 10 * time.Second
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, "", fmt.Errorf("natsjs: embedded store dir: %w", err)
+	}
+
+	opts := &server.Options{
+		ServerName: "emitd-embedded",
+		Host:       cfg.Host,
+		Port:       cfg.Port,
+		JetStream:  true,
+		StoreDir:   cfg.Dir,
+		NoSigs:     true, // the daemon owns signal handling
+		NoLog:      true,
+		// No HTTP monitoring, no cluster, no leafnodes: nothing else listens.
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, "", fmt.Errorf("natsjs: embedded server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(cfg.ReadyTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, "", fmt.Errorf("natsjs: embedded server on %s:%d not ready after %s (port taken?)", cfg.Host, cfg.Port, cfg.ReadyTimeout)
+	}
+	if !srv.JetStreamEnabled() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, "", errors.New("natsjs: embedded server started without JetStream")
+	}
+	return srv, srv.ClientURL(), nil
+}
