@@ -47,6 +47,10 @@ type EventsConfig struct {
 	Broker       string `yaml:"broker"`
 	DomainBus    string `yaml:"domainBus"`
 	AnalyticsBus string `yaml:"analyticsBus"`
+	// Allow is the emit policy: bus name -> the DetailTypes that may go to
+	// it. Empty: every catalog event to the domain bus and its analytics
+	// copy to the analytics bus. The relay and replay both enforce it.
+	Allow map[string][]string `yaml:"allow"`
 }
 
 // StoreConfig chooses the state store. sqlite keeps one file under dataDir.
@@ -57,13 +61,16 @@ type StoreConfig struct {
 
 // BrokersConfig holds one optional section per broker; a section for a broker
 // that neither commands nor events use is an error (it is almost always a
-// mistake in a copied file).
+// mistake in a copied file). Every AWS section honours the SDK's standard
+// environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL,
+// AWS_ENDPOINT_URL_<SERVICE>, the credential chain), so one file runs against
+// real AWS and against an emulator; region and endpoint here override it.
 type BrokersConfig struct {
 	Embedded    *EmbeddedConfig    `yaml:"embedded"`
 	NATS        *NATSConfig        `yaml:"nats"`
 	Kafka       *KafkaConfig       `yaml:"kafka"`
-	SQS         *AWSConfig         `yaml:"sqs"`
-	SNS         *AWSConfig         `yaml:"sns"`
+	SQS         *SQSConfig         `yaml:"sqs"`
+	SNS         *SNSConfig         `yaml:"sns"`
 	EventBridge *EventBridgeConfig `yaml:"eventbridge"`
 	AMQP        *AMQPConfig        `yaml:"amqp"`
 }
@@ -74,34 +81,117 @@ type EmbeddedConfig struct {
 	Port int    `yaml:"port"`
 }
 
-// NATSConfig points at an external NATS server with JetStream.
+// NATSConfig points at an external NATS server with JetStream. Topics and
+// buses are subjects; each has a stream EMITD_<name>, created at start.
 type NATSConfig struct {
+	// URL of the server (several comma-separated for a cluster), e.g.
+	// nats://127.0.0.1:4222. Credentials may go in the URL
+	// (nats://user:pass@host:4222).
 	URL string `yaml:"url"`
 }
 
-// KafkaConfig points at a Kafka cluster.
+// KafkaConfig points at a Kafka cluster. Topics and buses are Kafka topics;
+// commands are read with the consumer group commands.group.
 type KafkaConfig struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
 	Brokers []string `yaml:"brokers"`
+	// ClientID is the client id the brokers see (logs, quotas). Default emitd.
+	ClientID string `yaml:"clientId"`
+	// Version is the Kafka protocol version to speak, e.g. "2.8.0". Default
+	// 1.0.0 (every broker since 2017 understands it; headers need 0.11).
+	Version string `yaml:"version"`
+	// CreateIfMissing creates missing topics at start with Partitions and
+	// ReplicationFactor. Off: a missing topic stops the daemon at start
+	// (unless the cluster creates topics on first use).
+	CreateIfMissing bool `yaml:"createIfMissing"`
+	// Partitions of topics emitd creates. Default 4. Events of one slot keep
+	// their order whatever the count (key = slot id).
+	Partitions int `yaml:"partitions"`
+	// ReplicationFactor of topics emitd creates. Default 1: set 3 on a
+	// production cluster.
+	ReplicationFactor int `yaml:"replicationFactor"`
 }
 
-// AWSConfig is shared by SQS and SNS. Region and endpoint are optional: the
-// SDK's standard environment (AWS_REGION, AWS_ENDPOINT_URL_SQS, ...) applies.
-type AWSConfig struct {
-	Region          string `yaml:"region"`
-	Endpoint        string `yaml:"endpoint"`
-	CreateIfMissing bool   `yaml:"createIfMissing"`
+// SQSConfig is Amazon SQS: each topic (commands, DLQ, results, or a bus) is
+// a queue, given by name or by URL.
+type SQSConfig struct {
+	// Region overrides AWS_REGION / the profile's region.
+	Region string `yaml:"region"`
+	// Endpoint overrides the SQS endpoint (an emulator, a VPC endpoint).
+	// Empty: AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, then the real service.
+	Endpoint string `yaml:"endpoint"`
+	// CreateIfMissing creates missing queues at start (names ending in .fifo
+	// as FIFO queues). Off: a missing queue stops the daemon at start.
+	CreateIfMissing bool `yaml:"createIfMissing"`
+	// FIFO requires every queue to be a FIFO queue (name ending in .fifo):
+	// the slot id is the message group, so one slot's messages keep their
+	// order. FIFO handling follows the .fifo suffix either way.
+	FIFO bool `yaml:"fifo"`
+	// VisibilityTimeout of queues emitd creates: how long a received command
+	// stays hidden from other receivers, and how long one left unfinished at
+	// shutdown waits before it is delivered again. Default SQS's 30s. It must
+	// be at least router.handlerTimeout.
+	VisibilityTimeout time.Duration `yaml:"visibilityTimeout"`
+	// ReceiveWaitTime is the long-poll wait of each receive, 1s to 20s.
+	// Default 20s (fewest requests); shorter makes shutdown quicker.
+	ReceiveWaitTime time.Duration `yaml:"receiveWaitTime"`
+	// ConsumeWorkers is how many receive loops read the commands queue.
+	// Default 1.
+	ConsumeWorkers int `yaml:"consumeWorkers"`
 }
 
-// EventBridgeConfig is the PutEvents target.
+// SNSConfig is Amazon SNS, for events: each bus is a topic, given by name or
+// by ARN.
+type SNSConfig struct {
+	// Region overrides AWS_REGION / the profile's region.
+	Region string `yaml:"region"`
+	// Endpoint overrides the SNS endpoint. Empty: AWS_ENDPOINT_URL_SNS,
+	// AWS_ENDPOINT_URL, then the real service. `emitd tail` also uses it for
+	// its SQS queue when there is no brokers.sqs section.
+	Endpoint string `yaml:"endpoint"`
+	// CreateIfMissing creates missing topics at start (names ending in .fifo
+	// as FIFO topics). Off: a missing topic stops the daemon at start.
+	CreateIfMissing bool `yaml:"createIfMissing"`
+	// FIFO requires every bus to be a FIFO topic (.fifo); the slot id is the
+	// message group.
+	FIFO bool `yaml:"fifo"`
+	// AccountID, if set, turns topic names into ARNs without calling
+	// ListTopics (useful when emitd may publish but not list).
+	AccountID string `yaml:"accountId"`
+	// TailQueueSuffix names the SQS queue `emitd tail` subscribes to a bus
+	// topic: <topic><suffix> (before .fifo). Created on the first tail; it
+	// keeps what arrives until the next tail. Default -emitd-tail.
+	TailQueueSuffix string `yaml:"tailQueueSuffix"`
+}
+
+// EventBridgeConfig is the PutEvents target, for events: each bus is an
+// event bus, given by name or ARN. It cannot be read back (`emitd tail`
+// explains how to see the events).
 type EventBridgeConfig struct {
-	Region        string `yaml:"region"`
-	Endpoint      string `yaml:"endpoint"`
-	MaxEntryBytes int    `yaml:"maxEntryBytes"`
+	// Region overrides AWS_REGION / the profile's region.
+	Region string `yaml:"region"`
+	// Endpoint overrides the EventBridge endpoint. Empty:
+	// AWS_ENDPOINT_URL_EVENTBRIDGE, AWS_ENDPOINT_URL, then the real service.
+	Endpoint string `yaml:"endpoint"`
+	// MaxEntryBytes is the entry-size limit (the sum of one call's entries,
+	// as AWS computes it). Default 1 MiB, the service's current cap.
+	MaxEntryBytes int `yaml:"maxEntryBytes"`
+	// MaxAttempts bounds the attempts for an entry that fails transiently
+	// (throttling, internal failure). Default 5.
+	MaxAttempts int `yaml:"maxAttempts"`
 }
 
-// AMQPConfig points at a RabbitMQ server.
+// AMQPConfig points at a RabbitMQ server. Everything is published to one
+// durable topic exchange with routing key = topic or bus name.
 type AMQPConfig struct {
+	// URL of the broker, e.g. amqp://guest:guest@127.0.0.1:5672/ (amqps://
+	// for TLS).
 	URL string `yaml:"url"`
+	// Exchange is the durable topic exchange. Default emitd.
+	Exchange string `yaml:"exchange"`
+	// Prefetch is how many unacknowledged commands the broker sends ahead.
+	// Default 16.
+	Prefetch int `yaml:"prefetch"`
 }
 
 // RouterConfig bounds the command handler.

@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -186,16 +187,208 @@ func (c *Config) validateBrokers(add func(string, string, ...any)) {
 	if n := b.NATS; n != nil && used[BrokerNATS] {
 		if n.URL == "" {
 			add("brokers.nats.url", "required, e.g. nats://127.0.0.1:4222")
+		} else if !hasScheme(n.URL, "nats", "tls", "ws", "wss") {
+			add("brokers.nats.url", "%q: want nats://host:port (or tls://, ws://, wss://)", n.URL)
 		}
 	}
-	if k := b.Kafka; k != nil && used[BrokerKafka] && len(k.Brokers) == 0 {
-		add("brokers.kafka.brokers", "required: at least one host:port")
+	if k := b.Kafka; k != nil && used[BrokerKafka] {
+		validateKafka(c, k, add)
 	}
-	if a := b.AMQP; a != nil && used[BrokerAMQP] && a.URL == "" {
+	if q := b.SQS; q != nil && used[BrokerSQS] {
+		validateSQS(c, q, add)
+	}
+	if s := b.SNS; s != nil && used[BrokerSNS] {
+		validateSNS(c, s, add)
+	}
+	if eb := b.EventBridge; eb != nil && used[BrokerEventBridge] {
+		validateEventBridge(c, eb, add)
+	}
+	if a := b.AMQP; a != nil && used[BrokerAMQP] {
+		validateAMQP(c, a, add)
+	}
+	for _, kind := range []string{BrokerEmbedded, BrokerNATS} {
+		if c.Commands.Broker == kind && c.Commands.Group != "" && !natsName.MatchString(c.Commands.Group) {
+			add("commands.group", "%q: on %s the group names a JetStream consumer: only letters, digits, - and _", c.Commands.Group, kind)
+		}
+	}
+	for _, t := range topicsOn(c, BrokerNATS, BrokerEmbedded) {
+		if strings.ContainsAny(t.name, "*> \t") || strings.HasPrefix(t.name, ".") || strings.HasSuffix(t.name, ".") || strings.Contains(t.name, "..") {
+			add(t.path, "%q is not a valid NATS subject: no wildcards (* >), spaces or empty tokens", t.name)
+		}
+	}
+}
+
+// namedTopic is a topic or bus name with the field path that set it.
+type namedTopic struct{ path, name string }
+
+// topicsOn lists the topics and buses that live on any of the given brokers.
+func topicsOn(c *Config, kinds ...string) []namedTopic {
+	var out []namedTopic
+	if slices.Contains(kinds, c.Commands.Broker) {
+		out = append(out, namedTopic{"commands.topic", c.Commands.Topic}, namedTopic{"commands.dlqTopic", c.Commands.DLQTopic},
+			namedTopic{"commands.resultsTopic", c.Commands.ResultsTopic})
+	}
+	if slices.Contains(kinds, c.Events.Broker) {
+		out = append(out, namedTopic{"events.domainBus", c.Events.DomainBus}, namedTopic{"events.analyticsBus", c.Events.AnalyticsBus})
+	}
+	return slices.DeleteFunc(out, func(t namedTopic) bool { return t.name == "" }) // "required" is reported already
+}
+
+var (
+	natsName      = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	kafkaTopic    = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+	kafkaVersion  = regexp.MustCompile(`^\d+\.\d+\.\d+(\.\d+)?$`)
+	hostPort      = regexp.MustCompile(`^[^\s:/]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$`)
+	awsBaseName   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	accountID     = regexp.MustCompile(`^\d{12}$`)
+	eventBusName  = regexp.MustCompile(`^[/.\-_A-Za-z0-9]{1,256}$`)
+	eventBusARN   = regexp.MustCompile(`^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[/.\-_A-Za-z0-9]{1,256}$`)
+	snsTopicARN   = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$`)
+	sqsQueueURL   = regexp.MustCompile(`^https?://[^/\s]+/\d{12}/[A-Za-z0-9_-]+(\.fifo)?$`)
+	awsRegionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+)
+
+func hasScheme(url string, schemes ...string) bool {
+	for _, s := range schemes {
+		if strings.HasPrefix(url, s+"://") {
+			return true
+		}
+	}
+	return false
+}
+
+func validateKafka(c *Config, k *KafkaConfig, add func(string, string, ...any)) {
+	if len(k.Brokers) == 0 {
+		add("brokers.kafka.brokers", "required: at least one host:port, e.g. [127.0.0.1:9092]")
+	}
+	for i, b := range k.Brokers {
+		if !hostPort.MatchString(b) {
+			add(fmt.Sprintf("brokers.kafka.brokers[%d]", i), "%q: want host:port, e.g. kafka-1.example.com:9092 (no scheme)", b)
+		}
+	}
+	if k.Version != "" && !kafkaVersion.MatchString(k.Version) {
+		add("brokers.kafka.version", "%q: want a Kafka version such as 2.8.0", k.Version)
+	}
+	if k.Partitions < 0 {
+		add("brokers.kafka.partitions", "must be 0 (default 4) or more, got %d", k.Partitions)
+	}
+	if k.ReplicationFactor < 0 {
+		add("brokers.kafka.replicationFactor", "must be 0 (default 1) or more, got %d", k.ReplicationFactor)
+	}
+	if !k.CreateIfMissing && (k.Partitions != 0 || k.ReplicationFactor != 0) {
+		add("brokers.kafka.createIfMissing", "false, but partitions/replicationFactor are set: they only apply to topics emitd creates; set createIfMissing: true or remove them")
+	}
+	for _, t := range topicsOn(c, BrokerKafka) {
+		if !kafkaTopic.MatchString(t.name) || t.name == "." || t.name == ".." {
+			add(t.path, "%q is not a valid Kafka topic name: 1 to 249 of letters, digits, '.', '_', '-'", t.name)
+		}
+	}
+}
+
+func validateRegionEndpoint(section, region, endpoint string, add func(string, string, ...any)) {
+	if region != "" && !awsRegionName.MatchString(region) {
+		add(section+".region", "%q is not an AWS region name, e.g. eu-north-1", region)
+	}
+	if endpoint != "" && !hasScheme(endpoint, "http", "https") {
+		add(section+".endpoint", "%q: want a URL such as http://127.0.0.1:4566 (or leave it out: the SDK uses AWS_ENDPOINT_URL_* or the real service)", endpoint)
+	}
+}
+
+func validateSQS(c *Config, q *SQSConfig, add func(string, string, ...any)) {
+	validateRegionEndpoint("brokers.sqs", q.Region, q.Endpoint, add)
+	for _, t := range topicsOn(c, BrokerSQS) {
+		name := t.name
+		if strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://") {
+			if !sqsQueueURL.MatchString(name) {
+				add(t.path, "%q is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)", name)
+				continue
+			}
+			name = name[strings.LastIndex(name, "/")+1:]
+		}
+		base, fifo := strings.CutSuffix(name, ".fifo")
+		if !awsBaseName.MatchString(base) || len(name) > 80 {
+			add(t.path, "%q is not a valid SQS queue name: up to 80 letters, digits, '-' and '_' (FIFO queues end in .fifo)", t.name)
+		} else if q.FIFO && !fifo {
+			add(t.path, "%q: brokers.sqs.fifo is true, so every queue must be a FIFO queue, whose name ends in .fifo", t.name)
+		}
+	}
+	if v := q.VisibilityTimeout; v < 0 || v > 12*time.Hour || v%time.Second != 0 {
+		add("brokers.sqs.visibilityTimeout", "must be whole seconds between 0s and 12h (SQS's range), got %s", v)
+	} else if v > 0 && c.Commands.Broker == BrokerSQS && v < c.Router.HandlerTimeout {
+		add("brokers.sqs.visibilityTimeout", "%s is shorter than router.handlerTimeout (%s): a command still being handled would be delivered again", v, c.Router.HandlerTimeout)
+	}
+	if w := q.ReceiveWaitTime; w != 0 && (w < time.Second || w > 20*time.Second) {
+		add("brokers.sqs.receiveWaitTime", "must be between 1s and 20s (SQS's long-poll range), got %s", w)
+	}
+	if q.ConsumeWorkers < 0 {
+		add("brokers.sqs.consumeWorkers", "must be 0 (default 1) or more, got %d", q.ConsumeWorkers)
+	}
+}
+
+func validateSNS(c *Config, s *SNSConfig, add func(string, string, ...any)) {
+	validateRegionEndpoint("brokers.sns", s.Region, s.Endpoint, add)
+	for _, t := range topicsOn(c, BrokerSNS) {
+		name := t.name
+		if strings.HasPrefix(name, "arn:") {
+			if !snsTopicARN.MatchString(name) {
+				add(t.path, "%q is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", name)
+				continue
+			}
+			name = name[strings.LastIndex(name, ":")+1:]
+		}
+		base, fifo := strings.CutSuffix(name, ".fifo")
+		if !awsBaseName.MatchString(base) || len(name) > 256 {
+			add(t.path, "%q is not a valid SNS topic name: up to 256 letters, digits, '-' and '_' (FIFO topics end in .fifo)", t.name)
+		} else if s.FIFO && !fifo {
+			add(t.path, "%q: brokers.sns.fifo is true, so every bus must be a FIFO topic, whose name ends in .fifo", t.name)
+		}
+	}
+	if s.AccountID != "" && !accountID.MatchString(s.AccountID) {
+		add("brokers.sns.accountId", "%q: want the 12-digit AWS account id", s.AccountID)
+	}
+	if s.TailQueueSuffix != "" && !awsBaseName.MatchString(s.TailQueueSuffix) {
+		add("brokers.sns.tailQueueSuffix", "%q: only letters, digits, '-' and '_' (it ends an SQS queue name)", s.TailQueueSuffix)
+	}
+}
+
+func validateEventBridge(c *Config, eb *EventBridgeConfig, add func(string, string, ...any)) {
+	validateRegionEndpoint("brokers.eventbridge", eb.Region, eb.Endpoint, add)
+	for _, t := range topicsOn(c, BrokerEventBridge) {
+		if strings.HasPrefix(t.name, "arn:") {
+			if !eventBusARN.MatchString(t.name) {
+				add(t.path, "%q is not an event bus ARN (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)", t.name)
+			}
+		} else if !eventBusName.MatchString(t.name) {
+			add(t.path, "%q is not a valid event bus name: up to 256 letters, digits, '.', '-', '_', '/'", t.name)
+		}
+	}
+	if eb.MaxEntryBytes < 0 || eb.MaxEntryBytes > 1<<20 {
+		add("brokers.eventbridge.maxEntryBytes", "must be between 1 and 1048576 (EventBridge's 1 MiB cap), got %d", eb.MaxEntryBytes)
+	}
+	if eb.MaxAttempts < 0 {
+		add("brokers.eventbridge.maxAttempts", "must be 0 (default 5) or more, got %d", eb.MaxAttempts)
+	}
+}
+
+func validateAMQP(c *Config, a *AMQPConfig, add func(string, string, ...any)) {
+	if a.URL == "" {
 		add("brokers.amqp.url", "required, e.g. amqp://guest:guest@127.0.0.1:5672/")
+	} else if !hasScheme(a.URL, "amqp", "amqps") {
+		add("brokers.amqp.url", "%q: want amqp://user:password@host:5672/vhost (or amqps://)", a.URL)
 	}
-	if eb := b.EventBridge; eb != nil && eb.MaxEntryBytes < 0 {
-		add("brokers.eventbridge.maxEntryBytes", "must be positive, got %d", eb.MaxEntryBytes)
+	if a.Prefetch < 0 {
+		add("brokers.amqp.prefetch", "must be 0 (default 16) or more, got %d", a.Prefetch)
+	}
+	if strings.ContainsAny(a.Exchange, " \t") {
+		add("brokers.amqp.exchange", "%q: no spaces", a.Exchange)
+	}
+	for _, t := range topicsOn(c, BrokerAMQP) {
+		if strings.ContainsAny(t.name, "*#") || len(t.name) > 200 {
+			add(t.path, "%q is not usable as an AMQP routing key: no * or # (topic-exchange wildcards), at most 200 bytes", t.name)
+		}
+	}
+	if c.Commands.Broker == BrokerAMQP && strings.ContainsAny(c.Commands.Group, "*#") {
+		add("commands.group", "%q: no * or # (it ends the commands queue name)", c.Commands.Group)
 	}
 }
 

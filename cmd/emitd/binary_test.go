@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // emitdBin is the real binary, built once for the tests that run it as a
@@ -170,4 +169,3 @@ func jsonLines[T any](t *testing.T, s string) []T {
 	}
 	return out
 }
-

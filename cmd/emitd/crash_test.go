@@ -183,4 +183,3 @@ func readAll(t *testing.T, url, topic string, enough func(*message.Message) bool
 		}
 	}
 }
-

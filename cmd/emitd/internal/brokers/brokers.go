@@ -38,7 +38,8 @@ type Broker interface {
 
 // Open connects to the broker named kind (commands.broker or events.broker).
 // For the embedded broker it connects to the server the daemon runs; see
-// StartEmbedded.
+// StartEmbedded. The configuration has been validated: the section of kind
+// is there.
 func Open(ctx context.Context, kind string, cfg *configs.Config, logger watermill.LoggerAdapter) (Broker, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
@@ -49,7 +50,62 @@ func Open(ctx context.Context, kind string, cfg *configs.Config, logger watermil
 		return openNATS(kind, fmt.Sprintf("nats://%s:%d", e.Host, e.Port), logger)
 	case configs.BrokerNATS:
 		return openNATS(kind, cfg.Brokers.NATS.URL, logger)
+	case configs.BrokerKafka:
+		return openKafka(cfg, logger)
+	case configs.BrokerSQS:
+		return openSQS(ctx, cfg, logger)
+	case configs.BrokerSNS:
+		return openSNS(ctx, cfg, logger)
+	case configs.BrokerEventBridge:
+		return openEventBridge(ctx, cfg, logger)
+	case configs.BrokerAMQP:
+		return openAMQP(cfg, logger)
 	default:
 		return nil, fmt.Errorf("broker %q is not available in this build", kind)
 	}
+}
+
+// topicPath names the configuration field that set topic, for errors that
+// tell an operator what to fix.
+func topicPath(cfg *configs.Config, topic string) string {
+	switch topic {
+	case cfg.Commands.Topic:
+		return "commands.topic"
+	case cfg.Commands.DLQTopic:
+		return "commands.dlqTopic"
+	case cfg.Commands.ResultsTopic:
+		return "commands.resultsTopic"
+	case cfg.Events.DomainBus:
+		return "events.domainBus"
+	case cfg.Events.AnalyticsBus:
+		return "events.analyticsBus"
+	}
+	return "topic"
+}
+
+// announced logs "subscribed" once a Subscribe has taken effect (the queue is
+// bound, the consumer exists): from then on nothing published is missed.
+// `emitd --log-level info tail` shows it, which is how scripts (and the
+// end-to-end tests) know when to start publishing on brokers that keep
+// nothing for a reader that is not there yet (RabbitMQ, SNS).
+type announced struct {
+	message.Subscriber
+	broker string
+	logger watermill.LoggerAdapter
+}
+
+func (s announced) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	ch, err := s.Subscriber.Subscribe(ctx, topic)
+	if err == nil {
+		s.logger.Info("subscribed", watermill.LogFields{"broker": s.broker, "topic": topic})
+	}
+	return ch, err
+}
+
+// reader wraps the subscriber of a reader without group (tail, dlq list).
+func reader(sub message.Subscriber, err error, broker string, logger watermill.LoggerAdapter) (message.Subscriber, error) {
+	if err != nil {
+		return nil, err
+	}
+	return announced{Subscriber: sub, broker: broker, logger: logger}, nil
 }

@@ -47,7 +47,11 @@ func (b *natsBroker) EnsureTopics(ctx context.Context, topics ...string) error {
 func (b *natsBroker) Subscriber(opts SubscribeOptions) (message.Subscriber, error) {
 	cfg := b.cfg
 	cfg.DeliverAll = opts.FromBeginning
-	return natsjs.NewSubscriber(cfg, opts.Group)
+	if opts.Group != "" {
+		return natsjs.NewSubscriber(cfg, opts.Group)
+	}
+	sub, err := natsjs.NewSubscriber(cfg, "")
+	return reader(sub, err, b.name, cfg.Logger)
 }
 
 // Embedded is the in-process NATS JetStream server of the embedded default.
