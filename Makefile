@@ -1,0 +1,37 @@
+# emitd: the daemon and its tests. `make help` lists the targets.
+GO        ?= go
+BIN       ?= bin/emitd
+CONFIG    ?=
+PKGS      ?= ./...
+TEST_TOOLS_STAMP := test-tools/node_modules/.installed
+
+.PHONY: help run build test test-tools lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+run: build ## run the daemon (embedded default, or CONFIG=configs/kafka.yaml ...)
+	$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
+
+build: ## build bin/emitd
+	$(GO) build -o $(BIN) ./cmd/emitd
+
+test: test-tools ## every test, with the race detector (needs NATS on :4222 and RabbitMQ on :5672)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# fauxqs (SNS/SQS emulator) on a Node 22 binary, both from npm, pinned by
+# test-tools/package-lock.json. Reinstalled when the lock file changes.
+test-tools: $(TEST_TOOLS_STAMP) ## install the test brokers that come from npm
+$(TEST_TOOLS_STAMP): test-tools/package-lock.json
+	cd test-tools && npm ci --no-audit --no-fund
+	touch $@
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench: test-tools ## benchmarks of the adapters and the relay, as a table
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 $(PKGS) | tee bench.out | awk '/^Benchmark/ {print}'
+
+clean: ## remove build output and the default data directory
+	rm -rf bin data bench.out
