@@ -67,12 +67,12 @@ func Parse(data []byte) (*Config, error) {
 			problems = append(problems, "yaml: "+err.Error())
 		}
 	}
+	// Validate even when keys were unknown: a misspelt key usually leaves a
+	// required field empty, and both lines together tell the whole story.
+	cfg.applyDefaults()
+	problems = append(problems, cfg.Validate()...)
 	if len(problems) > 0 {
 		return nil, problems
-	}
-	cfg.applyDefaults()
-	if p := cfg.Validate(); len(p) > 0 {
-		return nil, p
 	}
 	return &cfg, nil
 }

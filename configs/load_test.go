@@ -1,0 +1,67 @@
+package configs
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestEmbeddedDefaultIsValid(t *testing.T) {
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatalf("built-in configuration: %v", err)
+	}
+	if cfg.Commands.Broker != BrokerEmbedded || cfg.Events.DomainBus != "reservation" ||
+		cfg.Events.AnalyticsBus != "analytics" || cfg.DataDir != "./data" || cfg.Brokers.Embedded.Port != DefaultEmbeddedPort {
+		t.Errorf("unexpected default: %+v", cfg)
+	}
+}
+
+// Every problem is reported at once, each with its field path; unknown keys
+// (typos) are errors, not silently ignored.
+func TestParseReportsEveryProblemWithItsPath(t *testing.T) {
+	doc := strings.Replace(string(EmbeddedYAML()), "  domainBus: reservation", "  domainBuss: reservation", 1)
+	doc = strings.Replace(doc, "lifecycleStage: production", "lifecycleStage: prod", 1)
+	doc = strings.Replace(doc, "  team: MyDemoTeam\n", "", 1)
+	doc = strings.Replace(doc, "port: 4233", "port: 70000", 1)
+	doc += "surprise: 1\n"
+	_, err := Parse([]byte(doc))
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"events.domainBuss: unknown field (line",
+		"surprise: unknown field",
+		"events.domainBus: required",
+		"metadata.lifecycleStage",
+		"metadata.team",
+		"brokers.embedded.port: must be between 1 and 65535",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not report %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestParseRejectsMisfits(t *testing.T) {
+	cases := map[string]struct{ from, to, want string }{
+		"same bus twice":    {"analyticsBus: analytics", "analyticsBus: reservation", "events.analyticsBus: must differ"},
+		"same topic twice":  {"dlqTopic: slot-commands-dlq", "dlqTopic: slot-commands", "each topic has one purpose"},
+		"unknown broker":    {"commands:\n  broker: embedded", "commands:\n  broker: carrier-pigeon", "commands.broker: \"carrier-pigeon\" is not one of"},
+		"public embedded":   {"host: 127.0.0.1               # loopback only", "host: 0.0.0.0", "brokers.embedded.host: must be a loopback address"},
+		"dsn for sqlite":    {"driver: sqlite                  # file dataDir/emitd.db", "driver: sqlite\n  dsn: postgres://x", "store.dsn: not used by the sqlite store"},
+		"unused kafka part": {"brokers:\n", "brokers:\n  kafka:\n    brokers: [127.0.0.1:9092]\n", "brokers.kafka: set, but neither"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			doc := string(EmbeddedYAML())
+			if !strings.Contains(doc, c.from) {
+				t.Fatalf("fixture drifted: %q not in embedded.yaml", c.from)
+			}
+			_, err := Parse([]byte(strings.Replace(doc, c.from, c.to, 1)))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
