@@ -42,7 +42,6 @@ var configFlag = &cli.StringFlag{
 
 var logLevelFlag = &cli.StringFlag{
 	Name:    "log-level",
-	Value:   "info",
 	Usage:   "log `LEVEL`: debug, info, warn, error (logs go to stderr; default info for serve, warn otherwise)",
 	EnvVars: []string{"EMITD_LOG_LEVEL"},
 }
@@ -62,7 +61,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		// --raw takes JSON, which has commas: never split a flag value on them.
 		DisableSliceFlagSeparator: true,
-		Flags:                     []cli.Flag{logLevelFlag},
 		Commands: []*cli.Command{
 			serveCommand(),
 			sendCommand(),
@@ -91,8 +89,11 @@ func configSource(c *cli.Context) string {
 func newLogger(c *cli.Context) watermill.LoggerAdapter {
 	var level slog.Level
 	name := c.String("log-level")
-	if !c.IsSet("log-level") && c.Command.Name != "serve" {
+	if name == "" {
 		name = "warn" // one-shot commands print results, not the broker's chatter
+		if c.Command.Name == "serve" {
+			name = "info"
+		}
 	}
 	switch strings.ToLower(name) {
 	case "debug":

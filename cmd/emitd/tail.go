@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -22,11 +24,13 @@ func tailCommand() *cli.Command {
 			"  emitd tail --results --timeout 10s",
 		Flags: []cli.Flag{
 			configFlag,
+			logLevelFlag,
 			&cli.StringFlag{Name: "bus", Usage: "bus `NAME` to read (events.domainBus or events.analyticsBus)"},
 			&cli.BoolFlag{Name: "results", Usage: "read command outcomes (commands.resultsTopic) instead of a bus"},
 			&cli.IntFlag{Name: "n", Usage: "exit after `N` messages (0: no limit)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "exit after `D` (e.g. 30s; 0: no limit); with -n, exits 1 if fewer than N arrived"},
 			&cli.BoolFlag{Name: "from-beginning", Usage: "start from what the bus retains, not from new messages"},
+			&cli.StringFlag{Name: "field", Usage: "print only the value at `PATH` (e.g. data.slotId, metadata.id in an envelope's Detail; status, reason in an outcome)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
@@ -78,7 +82,13 @@ func tailCommand() *cli.Command {
 					if !ok {
 						return nil
 					}
-					fmt.Fprintln(c.App.Writer, string(msg.Payload))
+					line := string(msg.Payload)
+					if path := c.String("field"); path != "" {
+						if line, err = field(msg.Payload, path); err != nil {
+							return cli.Exit(err.Error(), 1)
+						}
+					}
+					fmt.Fprintln(c.App.Writer, line)
 					msg.Ack()
 					seen++
 					if limit > 0 && seen >= limit {
@@ -88,4 +98,33 @@ func tailCommand() *cli.Command {
 			}
 		},
 	}
+}
+
+// field returns the value at a dotted path of a message: inside the Detail
+// of an envelope entry, else in the message JSON itself. Strings print bare.
+func field(payload []byte, path string) (string, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(payload, &doc); err != nil {
+		return "", fmt.Errorf("--field: message is not a JSON object: %w", err)
+	}
+	if d, ok := doc["Detail"].(string); ok {
+		if err := json.Unmarshal([]byte(d), &doc); err != nil {
+			return "", fmt.Errorf("--field: Detail is not a JSON object: %w", err)
+		}
+	}
+	var v any = doc
+	for _, key := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return "", fmt.Errorf("--field %s: %q is not inside an object", path, key)
+		}
+		if v, ok = m[key]; !ok {
+			return "", fmt.Errorf("--field %s: no %q here", path, key)
+		}
+	}
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
 }

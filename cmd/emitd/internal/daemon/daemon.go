@@ -41,13 +41,15 @@ type Daemon struct {
 }
 
 // New opens everything the configuration names. On error nothing is left open.
-func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapter) (d *Daemon, err error) {
-	d = &Daemon{cfg: cfg, logger: logger, stats: &router.Stats{}, Now: func() time.Time { return time.Now().UTC() }}
+func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapter) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, logger: logger, stats: &router.Stats{}, Now: func() time.Time { return time.Now().UTC() }}
+	started := false
 	defer func() {
-		if err != nil {
+		if !started {
 			d.closeAll()
 		}
 	}()
+	var err error
 	if d.store, err = sqlite.Open(cfg.DataDir, true); err != nil {
 		return nil, err
 	}
@@ -102,6 +104,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	if err != nil {
 		return nil, err
 	}
+	started = true
 	return d, nil
 }
 
