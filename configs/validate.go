@@ -127,6 +127,7 @@ func (c *Config) Validate() Problems {
 	}
 
 	c.validateBrokers(add)
+	c.validatePolicy(add)
 
 	r := c.Router
 	if r.Retry.MaxRetries < 0 {
@@ -205,6 +206,18 @@ func (c *Config) validateBrokers(add func(string, string, ...any)) {
 	}
 	if a := b.AMQP; a != nil && used[BrokerAMQP] {
 		validateAMQP(c, a, add)
+	}
+	if c.Commands.Broker == c.Events.Broker {
+		// One broker, one namespace: a bus named like a commands topic would
+		// feed events to the command handler (or commands to consumers).
+		for _, bus := range []namedTopic{{"events.domainBus", c.Events.DomainBus}, {"events.analyticsBus", c.Events.AnalyticsBus}} {
+			for _, t := range []namedTopic{{"commands.topic", c.Commands.Topic}, {"commands.dlqTopic", c.Commands.DLQTopic},
+				{"commands.resultsTopic", c.Commands.ResultsTopic}} {
+				if bus.name != "" && bus.name == t.name {
+					add(bus.path, "%q is also %s, on the same broker: give the bus its own name", bus.name, t.path)
+				}
+			}
+		}
 	}
 	for _, kind := range []string{BrokerEmbedded, BrokerNATS} {
 		if c.Commands.Broker == kind && c.Commands.Group != "" && !natsName.MatchString(c.Commands.Group) {

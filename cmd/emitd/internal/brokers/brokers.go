@@ -13,6 +13,11 @@ import (
 	"github.com/emitd/emitd/configs"
 )
 
+// DeadLetterGroup is the consumer group that moves poison-queue messages
+// into the dead-letter store (`emitd dlq`, `emitd replay`). The daemon's own
+// group never reads the poison queue.
+const DeadLetterGroup = "emitd-dlq"
+
 // SubscribeOptions says how a subscriber reads a topic.
 type SubscribeOptions struct {
 	// Group shares the work between subscribers of the same group (the
