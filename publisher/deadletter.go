@@ -1,8 +1,16 @@
 package publisher
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/emitd/emitd/domain"
 )
 
 // Metadata keys of the poison context a dead-lettered command carries on top
@@ -31,4 +39,100 @@ var PoisonContextKeys = []string{DLQReason, DLQClass, DLQTopic, DLQHandler, DLQA
 func Digest(payload []byte) string {
 	sum := sha256.Sum256(payload)
 	return hex.EncodeToString(sum[:])
+}
+
+// Dead-letter kinds.
+const (
+	KindCommand = "command"
+	KindEvent   = "event"
+)
+
+// DeadLetter is one message that could not be processed (a command) or
+// delivered (an event), as operations list, show, purge and replay it. The
+// payload and metadata are the original message's, byte for byte; the
+// poison context sits beside them.
+type DeadLetter struct {
+	ID       string            `json:"id"`
+	Kind     string            `json:"kind"`
+	Origin   string            `json:"origin"` // the topic a command came from, or the bus an event was meant for
+	Reason   string            `json:"reason"`
+	Class    string            `json:"errorClass"`
+	Attempts int               `json:"attempts"`
+	Replays  int               `json:"replays"`
+	First    time.Time         `json:"firstFailure"`
+	Last     time.Time         `json:"lastFailure"`
+	Digest   string            `json:"payloadSha256"`
+	Payload  []byte            `json:"-"`
+	Metadata map[string]string `json:"-"` // original metadata, poison context removed
+}
+
+// DeadLetterFilter selects dead letters; zero fields select everything.
+type DeadLetterFilter struct {
+	IDs    []string
+	Kind   string
+	Reason string // substring of the reason
+	Since  time.Time
+	Limit  int
+}
+
+// Matches reports whether d passes the filter (IDs and Limit aside, which
+// the store applies).
+func (f DeadLetterFilter) Matches(d DeadLetter) bool {
+	if f.Kind != "" && d.Kind != f.Kind {
+		return false
+	}
+	if f.Reason != "" && !strings.Contains(strings.ToLower(d.Reason), strings.ToLower(f.Reason)) {
+		return false
+	}
+	if !f.Since.IsZero() && d.First.Before(f.Since) {
+		return false
+	}
+	return true
+}
+
+// DeadLetterStore keeps the dead letters that operations work on.
+type DeadLetterStore interface {
+	// AddDeadLetters stores dead letters; one with a known ID is left as it is.
+	AddDeadLetters(ctx context.Context, dls []DeadLetter) error
+	// DeadLetters lists dead letters matching f, oldest first.
+	DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error)
+	// DeleteDeadLetters removes dead letters by id and says how many went.
+	DeleteDeadLetters(ctx context.Context, ids []string) (int, error)
+}
+
+// CommandDeadLetter turns a message from the command poison queue into a
+// DeadLetter: the poison context moves out of the metadata.
+func CommandDeadLetter(msg *message.Message) DeadLetter {
+	md := map[string]string{}
+	for k, v := range msg.Metadata {
+		md[k] = v
+	}
+	get := func(k string) string { v := md[k]; delete(md, k); return v }
+	d := DeadLetter{ID: msg.UUID, Kind: KindCommand, Payload: msg.Payload}
+	d.Reason, d.Class, d.Origin = get(DLQReason), get(DLQClass), get(DLQTopic)
+	d.Digest = get(DLQDigest)
+	d.Attempts, _ = strconv.Atoi(get(DLQAttempts))
+	d.Replays, _ = strconv.Atoi(md[DLQReplays]) // stays in the metadata: it travels with the message
+	d.First, _ = time.Parse(time.RFC3339Nano, get(DLQFirstFailure))
+	d.Last, _ = time.Parse(time.RFC3339Nano, get(DLQLastFailure))
+	get(DLQHandler)
+	get(DLQInstance)
+	d.Metadata = md
+	return d
+}
+
+// EventDeadLetterOf turns an envelope the bus refused for good into a
+// DeadLetter whose payload and metadata are exactly the message the relay
+// published.
+func EventDeadLetterOf(env domain.Envelope, reason string, at time.Time) (DeadLetter, error) {
+	msg, err := ToMessage(env)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	md := map[string]string{}
+	for k, v := range msg.Metadata {
+		md[k] = v
+	}
+	return DeadLetter{ID: env.ID, Kind: KindEvent, Origin: env.EventBusName, Reason: reason, Class: "refused",
+		Attempts: 1, First: at, Last: at, Digest: Digest(msg.Payload), Payload: msg.Payload, Metadata: md}, nil
 }

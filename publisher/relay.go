@@ -18,6 +18,7 @@ import (
 type Relay struct {
 	Outbox    Outbox
 	Publisher message.Publisher
+	Policy    *Policy // nil allows everything
 	Logger    watermill.LoggerAdapter
 
 	BatchSize    int           // envelopes read per store round trip
@@ -145,6 +146,11 @@ func (r *Relay) publishBatch(ctx context.Context, recs []OutboxRecord) (pending 
 		for _, rec := range g.recs {
 			if rec.Seq >= cut {
 				break
+			}
+			if err := r.Policy.Check(g.bus, rec.Envelope.DetailType); err != nil {
+				// Never publish it; keep it, exact bytes, for operations.
+				dead = append(dead, EventDeadLetter{Seq: rec.Seq, Envelope: rec.Envelope, Reason: err.Error(), At: time.Now().UTC()})
+				continue
 			}
 			msg, err := ToMessage(rec.Envelope)
 			if err != nil {

@@ -61,19 +61,21 @@ CREATE TABLE IF NOT EXISTS processed_commands (
   outcome      TEXT NOT NULL,
   processed_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS event_dead_letters (
-  event_id       TEXT PRIMARY KEY,
-  outbox_seq     INTEGER NOT NULL,
-  bus            TEXT NOT NULL,
-  source         TEXT NOT NULL,
-  detail_type    TEXT NOT NULL,
-  detail         TEXT NOT NULL,
-  slot_id        TEXT NOT NULL,
-  correlation_id TEXT NOT NULL,
-  event          TEXT NOT NULL,
-  reason         TEXT NOT NULL,
-  failed_at      TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id            TEXT PRIMARY KEY,
+  kind          TEXT NOT NULL,
+  origin        TEXT NOT NULL,
+  payload       BLOB NOT NULL,
+  metadata      TEXT NOT NULL,
+  reason        TEXT NOT NULL,
+  class         TEXT NOT NULL,
+  attempts      INTEGER NOT NULL,
+  replays       INTEGER NOT NULL,
+  first_failure TEXT NOT NULL,
+  last_failure  TEXT NOT NULL,
+  digest        TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS dead_letters_first ON dead_letters(first_failure);
 `
 
 // Open opens (creating if needed) dataDir/emitd.db. With exclusive set it
@@ -320,52 +322,115 @@ func (s *Store) MarkSent(ctx context.Context, seqs []int64) error {
 	return err
 }
 
-// DeadLetterEvents implements publisher.Outbox.
-func (s *Store) DeadLetterEvents(ctx context.Context, dls []publisher.EventDeadLetter) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+// DeadLetterEvents implements publisher.Outbox: in one transaction the
+// envelopes leave the outbox and become event dead letters.
+func (s *Store) DeadLetterEvents(ctx context.Context, refused []publisher.EventDeadLetter) (err error) {
+	dls := make([]publisher.DeadLetter, len(refused))
+	seqs := make([]any, len(refused))
+	for i, r := range refused {
+		if dls[i], err = publisher.EventDeadLetterOf(r.Envelope, r.Reason, r.At); err != nil {
+			return err
+		}
+		seqs[i] = r.Seq
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := insertDeadLetters(ctx, tx, dls); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (?`+strings.Repeat(",?", len(seqs)-1)+`)`, seqs...)
 		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	for _, d := range dls {
-		e := d.Envelope
-		if _, err = tx.ExecContext(ctx, `INSERT INTO event_dead_letters(event_id, outbox_seq, bus, source, detail_type, detail, slot_id, correlation_id, event, reason, failed_at)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(event_id) DO UPDATE SET reason=excluded.reason, failed_at=excluded.failed_at`,
-			e.ID, d.Seq, e.EventBusName, e.Source, e.DetailType, e.Detail, e.SlotID, e.CorrelationID, string(e.Event), d.Reason, d.At.UTC().Format(timeFormat)); err != nil {
-			return err
-		}
-		if _, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = ?`, d.Seq); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	})
 }
 
-// EventDeadLetters lists the event dead letters, oldest first.
-func (s *Store) EventDeadLetters(ctx context.Context) ([]publisher.EventDeadLetter, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT outbox_seq, event_id, bus, source, detail_type, detail, slot_id, correlation_id, event, reason, failed_at
-		FROM event_dead_letters ORDER BY outbox_seq`)
+// AddDeadLetters implements publisher.DeadLetterStore.
+func (s *Store) AddDeadLetters(ctx context.Context, dls []publisher.DeadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return insertDeadLetters(ctx, tx, dls) })
+}
+
+func insertDeadLetters(ctx context.Context, tx *sql.Tx, dls []publisher.DeadLetter) error {
+	for _, d := range dls {
+		md, err := json.Marshal(d.Metadata)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters(id, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, digest)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING`,
+			d.ID, d.Kind, d.Origin, d.Payload, string(md), d.Reason, d.Class, d.Attempts, d.Replays,
+			d.First.UTC().Format(timeFormat), d.Last.UTC().Format(timeFormat), d.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeadLetters implements publisher.DeadLetterStore.
+func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) ([]publisher.DeadLetter, error) {
+	q := `SELECT id, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, digest FROM dead_letters`
+	var args []any
+	if len(f.IDs) > 0 {
+		q += ` WHERE id IN (?` + strings.Repeat(",?", len(f.IDs)-1) + `)`
+		for _, id := range f.IDs {
+			args = append(args, id)
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY first_failure, id`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []publisher.EventDeadLetter
+	var out []publisher.DeadLetter
 	for rows.Next() {
-		var d publisher.EventDeadLetter
-		e := &d.Envelope
-		var ev, at string
-		if err := rows.Scan(&d.Seq, &e.ID, &e.EventBusName, &e.Source, &e.DetailType, &e.Detail, &e.SlotID, &e.CorrelationID, &ev, &d.Reason, &at); err != nil {
+		var d publisher.DeadLetter
+		var md, first, last string
+		if err := rows.Scan(&d.ID, &d.Kind, &d.Origin, &d.Payload, &md, &d.Reason, &d.Class, &d.Attempts, &d.Replays, &first, &last, &d.Digest); err != nil {
 			return nil, err
 		}
-		e.Event = domain.EventName(ev)
-		d.At, _ = time.Parse(timeFormat, at)
+		if err := json.Unmarshal([]byte(md), &d.Metadata); err != nil {
+			return nil, fmt.Errorf("dead letter %s: metadata: %w", d.ID, err)
+		}
+		d.First, _ = time.Parse(timeFormat, first)
+		d.Last, _ = time.Parse(timeFormat, last)
+		if !f.Matches(d) {
+			continue
+		}
 		out = append(out, d)
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
 	}
 	return out, rows.Err()
+}
+
+// DeleteDeadLetters implements publisher.DeadLetterStore.
+func (s *Store) DeleteDeadLetters(ctx context.Context, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM dead_letters WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // OutboxLen is how many envelopes wait for their bus.

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/urfave/cli/v2"
+
+	"github.com/emitd/emitd/adapters/sqlite"
+	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/configs"
+	"github.com/emitd/emitd/publisher"
+)
+
+var filterFlags = []cli.Flag{
+	&cli.StringSliceFlag{Name: "id", Usage: "only the dead letter with this `ID` (repeatable)"},
+	&cli.StringFlag{Name: "kind", Usage: "only `KIND` command or event"},
+	&cli.StringFlag{Name: "reason", Usage: "only dead letters whose reason contains `TEXT` (any case)"},
+	&cli.StringFlag{Name: "since", Usage: "only dead letters that first failed after `WHEN` (RFC 3339 time, or a duration such as 2h)"},
+	&cli.IntFlag{Name: "limit", Usage: "at most `N` dead letters (0: all)"},
+}
+
+var noSyncFlag = &cli.BoolFlag{Name: "no-sync", Usage: "do not read the poison queue first; work on what the store holds"}
+
+func dlqCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dlq",
+		Usage: "inspect and purge dead letters (commands from the poison queue, events the bus refused)",
+		Description: "Dead letters are commands that could not be processed (they arrive on commands.dlqTopic,\n" +
+			"on whatever broker carries commands) and events the bus refused for good (kept in the store\n" +
+			"when the relay gives up on them). Each subcommand first moves what waits on the poison\n" +
+			"queue into the store (--no-sync skips that), then works there, the same on every broker.",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "one JSON line per dead letter: id, kind, origin, reason, errorClass, attempts, replays, firstFailure",
+				Flags: append([]cli.Flag{configFlag, logLevelFlag, noSyncFlag}, filterFlags...),
+				Action: func(c *cli.Context) error {
+					env, err := openDLQ(c)
+					if err != nil {
+						return err
+					}
+					defer env.Close()
+					dls, err := env.store.DeadLetters(c.Context, env.filter)
+					if err != nil {
+						return cli.Exit(err.Error(), 1)
+					}
+					for _, d := range dls {
+						b, _ := json.Marshal(d)
+						fmt.Fprintln(c.App.Writer, string(b))
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "show",
+				Usage:     "print one dead letter whole, payload and metadata included",
+				ArgsUsage: "ID",
+				Flags:     []cli.Flag{configFlag, logLevelFlag, noSyncFlag},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("give exactly one dead letter ID (see emitd dlq list)", 2)
+					}
+					env, err := openDLQ(c)
+					if err != nil {
+						return err
+					}
+					defer env.Close()
+					dls, err := env.store.DeadLetters(c.Context, publisher.DeadLetterFilter{IDs: []string{c.Args().First()}})
+					if err != nil {
+						return cli.Exit(err.Error(), 1)
+					}
+					if len(dls) == 0 {
+						return cli.Exit(fmt.Sprintf("no dead letter %s", c.Args().First()), 1)
+					}
+					b, _ := json.MarshalIndent(showable(dls[0]), "", "  ")
+					fmt.Fprintln(c.App.Writer, string(b))
+					return nil
+				},
+			},
+			{
+				Name:  "purge",
+				Usage: "remove dead letters by id or filter, after asking (or with --yes)",
+				Flags: append([]cli.Flag{configFlag, logLevelFlag, noSyncFlag,
+					&cli.BoolFlag{Name: "all", Usage: "select every dead letter (no filter needed)"},
+					&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask"},
+				}, filterFlags...),
+				Action: func(c *cli.Context) error {
+					env, err := openDLQ(c)
+					if err != nil {
+						return err
+					}
+					defer env.Close()
+					if !c.Bool("all") && len(env.filter.IDs) == 0 && env.filter.Kind == "" && env.filter.Reason == "" && env.filter.Since.IsZero() {
+						return cli.Exit("say what to purge: --id, --kind, --reason, --since, or --all", 2)
+					}
+					dls, err := env.store.DeadLetters(c.Context, env.filter)
+					if err != nil {
+						return cli.Exit(err.Error(), 1)
+					}
+					if len(dls) == 0 {
+						fmt.Fprintln(c.App.Writer, "removed 0 dead letters: none matches")
+						return nil
+					}
+					if !c.Bool("yes") {
+						fmt.Fprintf(c.App.ErrWriter, "remove %d dead letters for good? [y/N] ", len(dls))
+						answer, _ := bufio.NewReader(c.App.Reader).ReadString('\n')
+						if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+							return cli.Exit("nothing removed", 1)
+						}
+					}
+					ids := make([]string, len(dls))
+					for i, d := range dls {
+						ids[i] = d.ID
+					}
+					n, err := env.store.DeleteDeadLetters(c.Context, ids)
+					if err != nil {
+						return cli.Exit(err.Error(), 1)
+					}
+					fmt.Fprintf(c.App.Writer, "removed %d dead letters\n", n)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// dlqEnv is what the dlq and replay commands work with.
+type dlqEnv struct {
+	cfg      *configs.Config
+	store    *sqlite.Store
+	commands brokers.Broker // nil when the commands broker cannot be reached and no sync was asked
+	filter   publisher.DeadLetterFilter
+	logger   watermill.LoggerAdapter
+}
+
+func (e *dlqEnv) Close() {
+	if e.commands != nil {
+		e.commands.Close()
+	}
+	e.store.Close()
+}
+
+// openDLQ opens the store (beside a running daemon: SQLite allows readers and
+// a second writer with WAL) and, unless --no-sync, moves the poison queue into it.
+func openDLQ(c *cli.Context) (*dlqEnv, error) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parseFilter(c)
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	store, err := sqlite.Open(cfg.DataDir, false)
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 1)
+	}
+	env := &dlqEnv{cfg: cfg, store: store, filter: f, logger: newLogger(c)}
+	if c.Bool("no-sync") {
+		return env, nil
+	}
+	env.commands, err = brokers.Open(c.Context, cfg.Commands.Broker, cfg, env.logger)
+	if err != nil {
+		env.Close()
+		return nil, cli.Exit(fmt.Sprintf("cannot read the poison queue %s: %v (use --no-sync to work on what the store holds)", cfg.Commands.DLQTopic, err), 1)
+	}
+	sub, err := env.commands.Subscriber(brokers.SubscribeOptions{Group: brokers.DeadLetterGroup, FromBeginning: true})
+	if err != nil {
+		env.Close()
+		return nil, cli.Exit(err.Error(), 1)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
+	defer cancel()
+	first := brokers.SettleTime(cfg.Commands.Broker)
+	n, err := publisher.SyncDeadLetters(ctx, sub, cfg.Commands.DLQTopic, store, first, time.Second)
+	if err != nil {
+		env.Close()
+		return nil, cli.Exit(fmt.Sprintf("reading the poison queue: %v", err), 1)
+	}
+	if n > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "moved %d new dead letters from %s into the store\n", n, cfg.Commands.DLQTopic)
+	}
+	return env, nil
+}
+
+func parseFilter(c *cli.Context) (publisher.DeadLetterFilter, error) {
+	f := publisher.DeadLetterFilter{IDs: c.StringSlice("id"), Kind: c.String("kind"), Reason: c.String("reason"), Limit: c.Int("limit")}
+	if f.Kind != "" && f.Kind != publisher.KindCommand && f.Kind != publisher.KindEvent {
+		return f, fmt.Errorf("--kind %q: want command or event", f.Kind)
+	}
+	if s := c.String("since"); s != "" {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			f.Since = t
+		} else if d, err := time.ParseDuration(s); err == nil {
+			f.Since = time.Now().Add(-d)
+		} else {
+			return f, fmt.Errorf("--since %q: want an RFC 3339 time (2026-11-25T09:00:00Z) or a duration (2h)", s)
+		}
+	}
+	return f, nil
+}
+
+// showable is a dead letter with its payload and metadata, for `dlq show`.
+func showable(d publisher.DeadLetter) any {
+	type full struct {
+		publisher.DeadLetter
+		Payload       string            `json:"payload,omitempty"`
+		PayloadBase64 []byte            `json:"payloadBase64,omitempty"`
+		Metadata      map[string]string `json:"metadata"`
+	}
+	out := full{DeadLetter: d, Metadata: d.Metadata}
+	if utf8.Valid(d.Payload) {
+		out.Payload = string(d.Payload)
+	} else {
+		out.PayloadBase64 = d.Payload
+	}
+	return out
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/publisher"
+)
+
+func replayCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "replay",
+		Usage: "put dead letters back where they came from: commands to their topic, events to their bus",
+		Description: "What goes back is the original payload, byte for byte, and the original metadata without the\n" +
+			"poison context, with the replay count raised. A dead letter leaves the store only after the\n" +
+			"broker took the message. Refused, and reported: a payload that no longer matches its digest,\n" +
+			"one replayed --max-replays times already, an event the emit policy does not allow on its bus.\n\n" +
+			"Examples:\n" +
+			"  emitd replay --dry-run                        # what would go back\n" +
+			"  emitd replay --reason 'retries exhausted'     # after fixing the store\n" +
+			"  emitd replay --kind event --since 1h",
+		Flags: append([]cli.Flag{configFlag, logLevelFlag, noSyncFlag,
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be replayed; change nothing"},
+			&cli.IntFlag{Name: "max-replays", Value: 3, Usage: "leave dead letters replayed `N` times already in place"},
+		}, filterFlags...),
+		Action: func(c *cli.Context) error {
+			env, err := openDLQ(c)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			r := &publisher.Replayer{Store: env.store, Policy: publisher.NewPolicy(env.cfg.EmitPolicy()),
+				MaxReplays: c.Int("max-replays"), DryRun: c.Bool("dry-run"), Logger: env.logger}
+			if !r.DryRun {
+				if env.commands == nil {
+					if env.commands, err = brokers.Open(c.Context, env.cfg.Commands.Broker, env.cfg, env.logger); err != nil {
+						return cli.Exit(err.Error(), 1)
+					}
+				}
+				r.Commands = env.commands.Publisher()
+				events, err := brokers.Open(c.Context, env.cfg.Events.Broker, env.cfg, env.logger)
+				if err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				defer events.Close()
+				r.Events = events.Publisher()
+			}
+			sum, err := r.Replay(c.Context, env.filter)
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			for _, res := range sum.Results {
+				b, _ := json.Marshal(res)
+				fmt.Fprintln(c.App.Writer, string(b))
+			}
+			verb := "replayed"
+			if r.DryRun {
+				verb = "would replay"
+			}
+			fmt.Fprintf(c.App.ErrWriter, "%s %d, skipped %d, failed %d\n", verb, sum.Replayed, sum.Skipped, sum.Failed)
+			if sum.Failed > 0 {
+				return cli.Exit("", 1)
+			}
+			return nil
+		},
+	}
+}
