@@ -2,18 +2,15 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/urfave/cli/v2"
 
-	"github.com/emitd/emitd/adapters/sqlite"
-	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/cmd/emitd/internal/ops"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/publisher"
 )
@@ -47,7 +44,7 @@ func dlqCommand() *cli.Command {
 						return err
 					}
 					defer env.Close()
-					dls, err := env.store.DeadLetters(c.Context, env.filter)
+					dls, err := env.Store.DeadLetters(c.Context, env.filter)
 					if err != nil {
 						return cli.Exit(err.Error(), 1)
 					}
@@ -72,7 +69,7 @@ func dlqCommand() *cli.Command {
 						return err
 					}
 					defer env.Close()
-					dls, err := env.store.DeadLetters(c.Context, publisher.DeadLetterFilter{IDs: []string{c.Args().First()}})
+					dls, err := env.Store.DeadLetters(c.Context, publisher.DeadLetterFilter{IDs: []string{c.Args().First()}})
 					if err != nil {
 						return cli.Exit(err.Error(), 1)
 					}
@@ -100,7 +97,7 @@ func dlqCommand() *cli.Command {
 					if !c.Bool("all") && len(env.filter.IDs) == 0 && env.filter.Kind == "" && env.filter.Reason == "" && env.filter.Since.IsZero() {
 						return cli.Exit("say what to purge: --id, --kind, --reason, --since, or --all", 2)
 					}
-					dls, err := env.store.DeadLetters(c.Context, env.filter)
+					dls, err := env.Store.DeadLetters(c.Context, env.filter)
 					if err != nil {
 						return cli.Exit(err.Error(), 1)
 					}
@@ -119,7 +116,7 @@ func dlqCommand() *cli.Command {
 					for i, d := range dls {
 						ids[i] = d.ID
 					}
-					n, err := env.store.DeleteDeadLetters(c.Context, ids)
+					n, err := env.Store.DeleteDeadLetters(c.Context, ids)
 					if err != nil {
 						return cli.Exit(err.Error(), 1)
 					}
@@ -133,22 +130,13 @@ func dlqCommand() *cli.Command {
 
 // dlqEnv is what the dlq and replay commands work with.
 type dlqEnv struct {
-	cfg      *configs.Config
-	store    *sqlite.Store
-	commands brokers.Broker // nil when the commands broker cannot be reached and no sync was asked
-	filter   publisher.DeadLetterFilter
-	logger   watermill.LoggerAdapter
+	*ops.Ops
+	cfg    *configs.Config
+	filter publisher.DeadLetterFilter
 }
 
-func (e *dlqEnv) Close() {
-	if e.commands != nil {
-		e.commands.Close()
-	}
-	e.store.Close()
-}
-
-// openDLQ opens the store (beside a running daemon: SQLite allows readers and
-// a second writer with WAL) and, unless --no-sync, moves the poison queue into it.
+// openDLQ opens the store beside a running daemon and, unless --no-sync,
+// moves the poison queue into it first.
 func openDLQ(c *cli.Context) (*dlqEnv, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
@@ -158,32 +146,18 @@ func openDLQ(c *cli.Context) (*dlqEnv, error) {
 	if err != nil {
 		return nil, cli.Exit(err.Error(), 2)
 	}
-	store, err := sqlite.Open(cfg.DataDir, false)
+	o, err := ops.Open(cfg, newLogger(c))
 	if err != nil {
 		return nil, cli.Exit(err.Error(), 1)
 	}
-	env := &dlqEnv{cfg: cfg, store: store, filter: f, logger: newLogger(c)}
+	env := &dlqEnv{Ops: o, cfg: cfg, filter: f}
 	if c.Bool("no-sync") {
 		return env, nil
 	}
-	env.commands, err = brokers.Open(c.Context, cfg.Commands.Broker, cfg, env.logger)
+	n, err := o.Sync(c.Context)
 	if err != nil {
-		env.Close()
-		return nil, cli.Exit(fmt.Sprintf("cannot read the poison queue %s: %v (use --no-sync to work on what the store holds)", cfg.Commands.DLQTopic, err), 1)
-	}
-	sub, err := env.commands.Subscriber(brokers.SubscribeOptions{Group: brokers.DeadLetterGroup, FromBeginning: true})
-	if err != nil {
-		env.Close()
-		return nil, cli.Exit(err.Error(), 1)
-	}
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
-	defer cancel()
-	first := brokers.SettleTime(cfg.Commands.Broker)
-	n, err := publisher.SyncDeadLetters(ctx, sub, cfg.Commands.DLQTopic, store, first, time.Second)
-	if err != nil {
-		env.Close()
-		return nil, cli.Exit(fmt.Sprintf("reading the poison queue: %v", err), 1)
+		o.Close()
+		return nil, cli.Exit(fmt.Sprintf("cannot read the poison queue %s: %v (--no-sync works on what the store holds)", cfg.Commands.DLQTopic, err), 1)
 	}
 	if n > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "moved %d new dead letters from %s into the store\n", n, cfg.Commands.DLQTopic)

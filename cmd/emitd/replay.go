@@ -5,9 +5,6 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
-	"github.com/emitd/emitd/publisher"
 )
 
 func replayCommand() *cli.Command {
@@ -32,21 +29,9 @@ func replayCommand() *cli.Command {
 				return err
 			}
 			defer env.Close()
-			r := &publisher.Replayer{Store: env.store, Policy: publisher.NewPolicy(env.cfg.EmitPolicy()),
-				MaxReplays: c.Int("max-replays"), DryRun: c.Bool("dry-run"), Logger: env.logger}
-			if !r.DryRun {
-				if env.commands == nil {
-					if env.commands, err = brokers.Open(c.Context, env.cfg.Commands.Broker, env.cfg, env.logger); err != nil {
-						return cli.Exit(err.Error(), 1)
-					}
-				}
-				r.Commands = env.commands.Publisher()
-				events, err := brokers.Open(c.Context, env.cfg.Events.Broker, env.cfg, env.logger)
-				if err != nil {
-					return cli.Exit(err.Error(), 1)
-				}
-				defer events.Close()
-				r.Events = events.Publisher()
+			r, err := env.Replayer(c.Context, c.Int("max-replays"), c.Bool("dry-run"))
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
 			}
 			sum, err := r.Replay(c.Context, env.filter)
 			if err != nil {

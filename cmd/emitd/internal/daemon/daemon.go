@@ -40,8 +40,26 @@ type Daemon struct {
 	Now func() time.Time
 }
 
+// Option adjusts a daemon being built.
+type Option func(*options)
+
+type options struct {
+	wrapStore func(domain.Store) domain.Store
+}
+
+// WithStoreWrapper puts wrap around the store the command handler uses: the
+// seam through which tests inject store faults (busy, down, panics) into an
+// otherwise real daemon.
+func WithStoreWrapper(wrap func(domain.Store) domain.Store) Option {
+	return func(o *options) { o.wrapStore = wrap }
+}
+
 // New opens everything the configuration names. On error nothing is left open.
-func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapter) (*Daemon, error) {
+func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapter, opts ...Option) (*Daemon, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	d := &Daemon{cfg: cfg, logger: logger, stats: &router.Stats{}, Now: func() time.Time { return time.Now().UTC() }}
 	started := false
 	defer func() {
@@ -80,8 +98,12 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	if err != nil {
 		return nil, err
 	}
+	var store domain.Store = d.store
+	if o.wrapStore != nil {
+		store = o.wrapStore(store)
+	}
 	h := &router.Handler{
-		Store:     d.store,
+		Store:     store,
 		Aggregate: domain.Aggregate{},
 		Factory: domain.EnvelopeFactory{Meta: cfg.Metadata, DomainBus: cfg.Events.DomainBus,
 			AnalyticsBus: cfg.Events.AnalyticsBus},
