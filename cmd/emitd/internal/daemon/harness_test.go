@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/emitd/emitd/adapters/natsjs"
+	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/daemon"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
@@ -57,14 +57,11 @@ type running struct {
 }
 
 // start runs a daemon in-process until the test ends (or stop is called).
-func start(t *testing.T, cfg *configs.Config, opts ...func(*daemon.Daemon)) *running {
+func start(t *testing.T, cfg *configs.Config, opts ...daemon.Option) *running {
 	t.Helper()
-	d, err := daemon.New(context.Background(), cfg, watermill.NopLogger{})
+	d, err := daemon.New(context.Background(), cfg, watermill.NopLogger{}, opts...)
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
-	}
-	for _, o := range opts {
-		o(d)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -90,8 +87,19 @@ func start(t *testing.T, cfg *configs.Config, opts ...func(*daemon.Daemon)) *run
 	return &running{d: d, cfg: cfg, stop: stop}
 }
 
-func (r *running) natsCfg() natsjs.Config {
-	return natsjs.Config{URL: fmt.Sprintf("nats://127.0.0.1:%d", r.cfg.Brokers.Embedded.Port)}
+// broker opens the broker that carries topic (commands side or events side).
+func (r *running) broker(t *testing.T, topic string) brokers.Broker {
+	t.Helper()
+	kind := r.cfg.Commands.Broker
+	if topic == r.cfg.Events.DomainBus || topic == r.cfg.Events.AnalyticsBus {
+		kind = r.cfg.Events.Broker
+	}
+	b, err := brokers.Open(context.Background(), kind, r.cfg, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
 
 // send publishes commands the way `emitd send` does and returns their ids.
@@ -114,12 +122,7 @@ func (r *running) send(t *testing.T, cmds ...string) []string {
 
 func (r *running) sendRaw(t *testing.T, msgs ...*message.Message) {
 	t.Helper()
-	pub, err := natsjs.NewPublisher(r.natsCfg())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	if err := pub.Publish(r.cfg.Commands.Topic, msgs...); err != nil {
+	if err := r.broker(t, r.cfg.Commands.Topic).Publisher().Publish(r.cfg.Commands.Topic, msgs...); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 }
@@ -131,11 +134,11 @@ type reader struct {
 	cond chan struct{}
 }
 
+// read reads topic from its beginning without a consumer group. (On SQS
+// that takes the messages: fine for results, not for the commands queue.)
 func (r *running) read(t *testing.T, topic string) *reader {
 	t.Helper()
-	cfg := r.natsCfg()
-	cfg.DeliverAll = true
-	sub, err := natsjs.NewSubscriber(cfg, "")
+	sub, err := r.broker(t, topic).Subscriber(brokers.SubscribeOptions{FromBeginning: true})
 	if err != nil {
 		t.Fatal(err)
 	}

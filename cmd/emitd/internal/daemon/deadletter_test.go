@@ -1,0 +1,438 @@
+package daemon_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	_ "modernc.org/sqlite"
+
+	"github.com/emitd/emitd/adapters/awstest"
+	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
+	"github.com/emitd/emitd/adapters/kafka/kafkatest"
+	"github.com/emitd/emitd/cmd/emitd/internal/daemon"
+	"github.com/emitd/emitd/cmd/emitd/internal/ops"
+	"github.com/emitd/emitd/configs"
+	"github.com/emitd/emitd/domain"
+	"github.com/emitd/emitd/publisher"
+)
+
+// setup is one broker configuration the dead-letter tests run on.
+type setup struct {
+	name string
+	cfg  *configs.Config
+	// browse: the commands topic can be read without taking messages from
+	// the daemon (not so on SQS, where a receive hides the message).
+	browse bool
+	eb     *ebtest.Server // events go to EventBridge
+}
+
+func loadShipped(t *testing.T, file string) *configs.Config {
+	t.Helper()
+	cfg, err := configs.Load(filepath.Join("..", "..", "..", "..", "configs", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Router.Retry.InitialInterval = 10 * time.Millisecond
+	cfg.Router.Retry.MaxInterval = 50 * time.Millisecond
+	cfg.Relay.PollInterval = 50 * time.Millisecond
+	return cfg
+}
+
+// setups: the embedded broker, Kafka (kfake), SQS (fauxqs) with EventBridge
+// (ebtest): configs/embedded.yaml, kafka.yaml and aws.yaml as shipped, with
+// addresses and timings for a test.
+var setups = map[string]func(t *testing.T) *setup{
+	"embedded": func(t *testing.T) *setup {
+		return &setup{name: "embedded", cfg: testConfig(t), browse: true}
+	},
+	"kafka": func(t *testing.T) *setup {
+		cfg := loadShipped(t, "kafka.yaml")
+		cfg.Brokers.Kafka.Brokers = kafkatest.Start(t)
+		return &setup{name: "kafka", cfg: cfg, browse: true}
+	},
+	"sqs": func(t *testing.T) *setup {
+		endpoint := awstest.StartFauxqs(t)
+		eb := ebtest.New(ebtest.Options{Buses: []string{"reservation", "analytics"}, RejectUnknownBus: true})
+		t.Cleanup(eb.Close)
+		none := filepath.Join(t.TempDir(), "none")
+		for k, v := range map[string]string{"AWS_REGION": awstest.Region, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+			"AWS_SESSION_TOKEN": "", "AWS_PROFILE": "", "AWS_ENDPOINT_URL": "", "AWS_CONFIG_FILE": none,
+			"AWS_SHARED_CREDENTIALS_FILE": none, "AWS_EC2_METADATA_DISABLED": "true",
+			"AWS_ENDPOINT_URL_SQS": endpoint, "AWS_ENDPOINT_URL_EVENTBRIDGE": eb.URL} {
+			t.Setenv(k, v)
+		}
+		cfg := loadShipped(t, "aws.yaml")
+		// A nacked SQS message comes back when its visibility ends: keep it short.
+		cfg.Router.HandlerTimeout = time.Second
+		cfg.Brokers.SQS.VisibilityTimeout = 2 * time.Second
+		cfg.Brokers.SQS.ReceiveWaitTime = time.Second
+		return &setup{name: "sqs", cfg: cfg, eb: eb}
+	},
+}
+
+func eachSetup(t *testing.T, test func(t *testing.T, s *setup)) {
+	for _, name := range []string{"embedded", "kafka", "sqs"} {
+		t.Run(name, func(t *testing.T) { test(t, setups[name](t)) })
+	}
+}
+
+// faultyStore is the real store with faults switched on and off by the test.
+type faultyStore struct {
+	domain.Store
+	mu       sync.Mutex
+	down     bool // Commit fails as a busy or unreachable store does
+	commits  atomic.Int64
+	failures atomic.Int64
+	panicOn  string // GetSlot of this slot id panics
+}
+
+func (f *faultyStore) setDown(v bool) { f.mu.Lock(); f.down = v; f.mu.Unlock() }
+
+func (f *faultyStore) Commit(ctx context.Context, c domain.Commit) error {
+	f.commits.Add(1)
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		f.failures.Add(1)
+		return errors.New("database is locked (SQLITE_BUSY)")
+	}
+	return f.Store.Commit(ctx, c)
+}
+
+func (f *faultyStore) GetSlot(ctx context.Context, id string) (domain.Slot, bool, error) {
+	if id == f.panicOn {
+		var m map[string]int
+		m["boom"]++ // a real bug: write to a nil map
+	}
+	return f.Store.GetSlot(ctx, id)
+}
+
+func withFaults(f *faultyStore) daemon.Option {
+	return daemon.WithStoreWrapper(func(s domain.Store) domain.Store { f.Store = s; return f })
+}
+
+// operator is what `emitd dlq` and `emitd replay` do, in-process.
+func operator(t *testing.T, cfg *configs.Config) *ops.Ops {
+	t.Helper()
+	o, err := ops.Open(cfg, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+// deadLetters syncs the poison queue until n dead letters are in the store.
+func deadLetters(t *testing.T, o *ops.Ops, n int) []publisher.DeadLetter {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		if _, err := o.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		dls, err := o.Store.DeadLetters(context.Background(), publisher.DeadLetterFilter{Kind: publisher.KindCommand})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) >= n {
+			return dls
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters, want %d", len(dls), n)
+		}
+	}
+}
+
+func replay(t *testing.T, o *ops.Ops, dryRun bool, f publisher.DeadLetterFilter) publisher.Summary {
+	t.Helper()
+	r, err := o.Replayer(context.Background(), 3, dryRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := r.Replay(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// TestPermanentFailuresGoToTheDLQAtOnce: every permanent class lands in the
+// poison queue on the first attempt, with its reason, bytes unchanged, while
+// the valid commands beside it are processed.
+func TestPermanentFailuresGoToTheDLQAtOnce(t *testing.T) {
+	eachSetup(t, func(t *testing.T, s *setup) {
+		faults := &faultyStore{panicOn: uuid.NewString()}
+		r := start(t, s.cfg, withFaults(faults))
+		results := r.read(t, s.cfg.Commands.ResultsTopic)
+		o := operator(t, s.cfg)
+
+		poison := map[string]string{ // payload -> what the reason must say
+			`not json at all`: "not valid JSON",
+			`{"type":"DeleteEverything","id":"` + uuid.NewString() + `"}`:                                   "unknown command type",
+			`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":{"startHour":25}}`:                "data.startHour",
+			`{"type":"CreateSlots","id":"` + uuid.NewString() + `","version":2}`:                            "version",
+			`{"type":"CheckIn","id":"` + uuid.NewString() + `","data":{"slotId":"` + faults.panicOn + `"}}`: "handler panic: assignment to entry in nil map at ",
+		}
+		var msgs []*message.Message
+		var valid []string
+		for payload := range poison {
+			id := uuid.NewString()
+			valid = append(valid, id)
+			msgs = append(msgs, message.NewMessage(uuid.NewString(), []byte(payload)),
+				message.NewMessage(id, []byte(`{"type":"CreateSlots","id":"`+id+`","data":{"date":"2026-12-03","count":1}}`)))
+		}
+		r.sendRaw(t, msgs...)
+
+		got := outcomes(t, results.waitN(t, "outcomes", len(valid)))
+		for _, id := range valid {
+			if got[id].Status != domain.OutcomeAccepted {
+				t.Errorf("valid command %s beside poison: %+v", id, got[id])
+			}
+		}
+		for _, d := range deadLetters(t, o, len(poison)) {
+			want, ok := poison[string(d.Payload)]
+			switch {
+			case !ok:
+				t.Errorf("dead letter payload %q was never sent (bytes changed?)", d.Payload)
+			case !strings.Contains(d.Reason, want):
+				t.Errorf("payload %q: reason %q does not say %q", d.Payload, d.Reason, want)
+			case d.Class != "permanent" || d.Attempts != 1 || d.Origin != s.cfg.Commands.Topic || d.Digest != publisher.Digest(d.Payload):
+				t.Errorf("payload %q: class %s, attempts %d, origin %s, digest ok %v", d.Payload, d.Class, d.Attempts, d.Origin, d.Digest == publisher.Digest(d.Payload))
+			}
+			if strings.Contains(d.Reason, "panic") && !strings.Contains(d.Reason, "faultyStore).GetSlot") {
+				t.Errorf("panic reason does not say where: %q", d.Reason)
+			}
+		}
+	})
+}
+
+// TestTransientFailureRetriedDeadLetteredAndReplayedOnce: a store that is
+// down is retried up to the bound, then the command is dead-lettered as
+// "retries exhausted". A dry run changes nothing. Once the store is back,
+// replay processes the command exactly once, with the original bytes.
+func TestTransientFailureRetriedDeadLetteredAndReplayedOnce(t *testing.T) {
+	eachSetup(t, func(t *testing.T, s *setup) {
+		s.cfg.Router.Retry.MaxRetries = 3
+		faults := &faultyStore{}
+		faults.setDown(true)
+		r := start(t, s.cfg, withFaults(faults))
+		results := r.read(t, s.cfg.Commands.ResultsTopic)
+		o := operator(t, s.cfg)
+
+		payload := `{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":{"date":"2026-12-06","count":1}}`
+		orig := message.NewMessage(uuid.NewString(), []byte(payload))
+		orig.Metadata.Set(publisher.MetaCorrelationID, "corr-"+s.name)
+		orig.Metadata.Set("sender", "billing-service")
+		r.sendRaw(t, orig)
+
+		dls := deadLetters(t, o, 1)
+		d := dls[0]
+		if d.Class != "transient" || d.Attempts != 4 || !strings.Contains(d.Reason, "retries exhausted after 4 attempts") ||
+			!strings.Contains(d.Reason, "database is locked") || faults.failures.Load() != 4 {
+			t.Fatalf("dead letter %+v after %d store failures; want transient, 4 attempts (1 + maxRetries 3)", d, faults.failures.Load())
+		}
+		if string(d.Payload) != payload || d.Metadata["sender"] != "billing-service" || d.Metadata[publisher.MetaCorrelationID] != "corr-"+s.name {
+			t.Fatalf("dead letter lost the original bytes or metadata: %q %v", d.Payload, d.Metadata)
+		}
+
+		dry := replay(t, o, true, publisher.DeadLetterFilter{})
+		if dry.Replayed != 1 || dry.Results[0].Action != "would-replay" {
+			t.Fatalf("dry run: %+v", dry)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if left, _ := o.Store.DeadLetters(context.Background(), publisher.DeadLetterFilter{}); len(left) != 1 || faults.commits.Load() != 4 {
+			t.Fatalf("dry run changed something: %d dead letters, %d commits", len(left), faults.commits.Load())
+		}
+
+		faults.setDown(false) // the operator fixed the store
+		sum := replay(t, o, false, publisher.DeadLetterFilter{Reason: "retries exhausted"})
+		if sum.Replayed != 1 || sum.Failed != 0 {
+			t.Fatalf("replay: %+v", sum)
+		}
+		out := outcomes(t, results.waitN(t, "outcomes", 1))
+		var cmdID string
+		for id, oc := range out {
+			cmdID = id
+			if oc.Status != domain.OutcomeAccepted || oc.CorrelationID != "corr-"+s.name {
+				t.Fatalf("replayed command: %+v", oc)
+			}
+		}
+		if !strings.Contains(payload, cmdID) {
+			t.Fatalf("outcome for %s, sent %s", cmdID, payload)
+		}
+		if left := deadLetters(t, o, 0); len(left) != 0 {
+			t.Fatalf("%d dead letters after replay", len(left))
+		}
+		if faults.commits.Load()-faults.failures.Load() != 1 {
+			t.Fatalf("%d successful commits, want exactly 1", faults.commits.Load()-faults.failures.Load())
+		}
+		if s.browse { // what went back is what was sent, byte for byte
+			// (Kafka orders per partition only: find the replay by its counter.)
+			cmds := r.read(t, s.cfg.Commands.Topic).waitN(t, "commands", 2)
+			var again *message.Message
+			for _, m := range cmds {
+				if m.Metadata.Get(publisher.DLQReplays) == "1" {
+					again = m
+				}
+			}
+			if again == nil || string(again.Payload) != payload || again.Metadata.Get("sender") != "billing-service" ||
+				again.Metadata.Get(publisher.MetaCorrelationID) != "corr-"+s.name || again.Metadata.Get(publisher.DLQReason) != "" {
+				t.Fatalf("replayed message not found, or not the original bytes and metadata: %v", again)
+			}
+		}
+	})
+}
+
+// TestReplayRefusesTamperedAndStopsLoops: a dead letter whose payload no
+// longer matches its digest is refused; a command that keeps failing is
+// replayed three times and the fourth replay is refused by the loop guard.
+func TestReplayRefusesTamperedAndStopsLoops(t *testing.T) {
+	eachSetup(t, func(t *testing.T, s *setup) {
+		s.cfg.Router.Retry.MaxRetries = 1
+		faults := &faultyStore{}
+		faults.setDown(true) // never fixed
+		r := start(t, s.cfg, withFaults(faults))
+		o := operator(t, s.cfg)
+		r.send(t, create("2026-12-07", 9, 1))
+
+		for round := 0; round <= 3; round++ {
+			dls := deadLetters(t, o, 1)
+			if len(dls) != 1 || dls[0].Replays != round {
+				t.Fatalf("round %d: dead letters %+v", round, dls)
+			}
+			sum := replay(t, o, false, publisher.DeadLetterFilter{})
+			if round < 3 && sum.Replayed != 1 {
+				t.Fatalf("replay %d: %+v", round+1, sum)
+			}
+			if round == 3 && (sum.Skipped != 1 || !strings.Contains(sum.Results[0].Why, "replayed 3 times already")) {
+				t.Fatalf("fourth replay was not stopped: %+v", sum)
+			}
+		}
+
+		// Tamper with the payload in the store: replay must refuse it.
+		dls := deadLetters(t, o, 1)
+		db, err := sql.Open("sqlite", filepath.Join(s.cfg.DataDir, "emitd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`UPDATE dead_letters SET payload = ?, replays = 0 WHERE id = ?`,
+			strings.Replace(string(dls[0].Payload), "2026-12-07", "2026-12-08", 1), dls[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		sum := replay(t, o, false, publisher.DeadLetterFilter{IDs: []string{dls[0].ID}})
+		if sum.Skipped != 1 || !strings.Contains(sum.Results[0].Why, "does not match its digest") {
+			t.Fatalf("tampered dead letter: %+v", sum)
+		}
+	})
+}
+
+// TestInFlightAtShutdownIsRedeliveredNotDeadLettered: a command failing when
+// the daemon stops is left for redelivery, and after a restart it is
+// processed once; nothing reaches the poison queue.
+func TestInFlightAtShutdownIsRedeliveredNotDeadLettered(t *testing.T) {
+	eachSetup(t, func(t *testing.T, s *setup) {
+		s.cfg.Router.Retry.MaxRetries = 1000 // it would retry for a long while
+		s.cfg.Router.Retry.MaxElapsed = time.Hour
+		faults := &faultyStore{}
+		faults.setDown(true)
+		r := start(t, s.cfg, withFaults(faults))
+		ids := r.send(t, create("2026-12-09", 9, 1))
+		for faults.failures.Load() < 2 { // it is being retried: in flight
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := r.stop(); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+
+		r2 := start(t, s.cfg) // healthy store
+		results := r2.read(t, s.cfg.Commands.ResultsTopic)
+		got := outcomes(t, results.waitN(t, "outcomes", 1))
+		if got[ids[0]].Status != domain.OutcomeAccepted {
+			t.Fatalf("after restart: %+v", got)
+		}
+		if dls := deadLetters(t, operator(t, s.cfg), 0); len(dls) != 0 {
+			t.Fatalf("in-flight command was dead-lettered: %+v", dls)
+		}
+	})
+}
+
+// TestRefusedEventIsDeadLetteredAndReplayedToItsBus: EventBridge refuses one
+// event for good; it lands in the event dead letters with its exact bytes,
+// the events after it still reach the bus, and `replay --kind event` puts it
+// on its original bus once EventBridge accepts it.
+func TestRefusedEventIsDeadLetteredAndReplayedToItsBus(t *testing.T) {
+	s := setups["sqs"](t)
+	r := start(t, s.cfg)
+	results := r.read(t, s.cfg.Commands.ResultsTopic)
+	s.eb.FailEntriesIf("InvalidArgument", func(e ebtest.Entry) bool {
+		return e.Bus == "reservation" && e.DetailType == "Created" && strings.Contains(e.Detail, `"startTime":"2026-12-10T07:00:00Z"`)
+	})
+	r.send(t, create("2026-12-10", 6, 3))
+	results.waitN(t, "outcomes", 1)
+	o := operator(t, s.cfg)
+
+	var dl publisher.DeadLetter
+	deadline := time.Now().Add(wait)
+	for {
+		dls, err := o.Store.DeadLetters(context.Background(), publisher.DeadLetterFilter{Kind: publisher.KindEvent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) == 1 {
+			dl = dls[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d event dead letters", len(dls))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	env, err := publisher.FromMessage(message.NewMessage(dl.ID, dl.Payload))
+	if err != nil || dl.Origin != "reservation" || !strings.Contains(dl.Reason, "InvalidArgument") || !strings.Contains(env.Detail, "2026-12-10T07:00:00Z") {
+		t.Fatalf("event dead letter %+v: %v", dl, err)
+	}
+	// The other two Created events and all three analytics copies flowed on.
+	waitAccepted(t, s.eb, 5)
+
+	s.eb.ClearFaults()
+	sum := replay(t, o, false, publisher.DeadLetterFilter{Kind: publisher.KindEvent})
+	if sum.Replayed != 1 {
+		t.Fatalf("replay: %+v", sum)
+	}
+	acc := waitAccepted(t, s.eb, 6)
+	last := acc[len(acc)-1]
+	if last.Bus != "reservation" || last.Detail != env.Detail || last.Source != env.Source || last.DetailType != env.DetailType {
+		t.Fatalf("replayed entry %+v, want the dead letter's exact entry", last)
+	}
+	if left, _ := o.Store.DeadLetters(context.Background(), publisher.DeadLetterFilter{}); len(left) != 0 {
+		t.Fatalf("%d dead letters left", len(left))
+	}
+}
+
+func waitAccepted(t *testing.T, srv *ebtest.Server, n int) []ebtest.Entry {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		acc := srv.Accepted()
+		if len(acc) >= n {
+			return acc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EventBridge accepted %d entries, want %d", len(acc), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
