@@ -24,7 +24,7 @@ const wait = 60 * time.Second
 
 // commitSlots commits n CreateSlots-like commands, each with a domain event
 // and its analytics copy, through the real envelope factory and store.
-func commitSlots(t *testing.T, store *sqlite.Store, n int) []domain.Envelope {
+func commitSlots(t testing.TB, store *sqlite.Store, n int) []domain.Envelope {
 	t.Helper()
 	f := domain.EnvelopeFactory{Meta: domain.DefaultMetadata(), DomainBus: "reservation", AnalyticsBus: "analytics"}
 	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
@@ -47,7 +47,7 @@ func commitSlots(t *testing.T, store *sqlite.Store, n int) []domain.Envelope {
 	return all
 }
 
-func openStore(t *testing.T) *sqlite.Store {
+func openStore(t testing.TB) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(t.TempDir(), true)
 	if err != nil {
