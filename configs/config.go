@@ -56,7 +56,6 @@ type EventsConfig struct {
 // StoreConfig chooses the state store. sqlite keeps one file under dataDir.
 type StoreConfig struct {
 	Driver string `yaml:"driver"`
-	DSN    string `yaml:"dsn"`
 }
 
 // BrokersConfig holds one optional section per broker; a section for a broker

@@ -49,7 +49,7 @@ func TestParseRejectsMisfits(t *testing.T) {
 		"same topic twice":  {"dlqTopic: slot-commands-dlq", "dlqTopic: slot-commands", "each topic has one purpose"},
 		"unknown broker":    {"commands:\n  broker: embedded", "commands:\n  broker: carrier-pigeon", "commands.broker: \"carrier-pigeon\" is not one of"},
 		"public embedded":   {"host: 127.0.0.1               # loopback only", "host: 0.0.0.0", "brokers.embedded.host: must be a loopback address"},
-		"dsn for sqlite":    {"driver: sqlite                  # file dataDir/emitd.db", "driver: sqlite\n  dsn: postgres://x", "store.dsn: not used by the sqlite store"},
+		"dsn for sqlite":    {"driver: sqlite                  # file dataDir/emitd.db", "driver: sqlite\n  dsn: postgres://x", "store.dsn: unknown field"},
 		"unused kafka part": {"brokers:\n", "brokers:\n  kafka:\n    brokers: [127.0.0.1:9092]\n", "brokers.kafka: set, but neither"},
 	}
 	for name, c := range cases {

@@ -70,7 +70,9 @@ const DefaultEmbeddedPort = 4233
 var (
 	commandBrokers = []string{BrokerEmbedded, BrokerNATS, BrokerKafka, BrokerSQS, BrokerAMQP}
 	eventBrokers   = []string{BrokerEmbedded, BrokerNATS, BrokerKafka, BrokerSQS, BrokerSNS, BrokerEventBridge, BrokerAMQP}
-	storeDrivers   = []string{"sqlite", "postgres"}
+	// Only SQLite for now: a driver the daemon cannot open must be refused
+	// here, not silently replaced by another store.
+	storeDrivers = []string{"sqlite"}
 )
 
 // Validate returns every problem at once, each prefixed with its field path.
@@ -109,14 +111,6 @@ func (c *Config) Validate() Problems {
 	}
 
 	oneOf("store.driver", c.Store.Driver, storeDrivers)
-	switch c.Store.Driver {
-	case "sqlite":
-		if c.Store.DSN != "" {
-			add("store.dsn", "not used by the sqlite store (it keeps dataDir/emitd.db); remove it")
-		}
-	case "postgres":
-		required("store.dsn", c.Store.DSN)
-	}
 
 	for _, e := range c.Metadata.Validate() {
 		msg := e.Error()
