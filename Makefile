@@ -30,8 +30,14 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: test-tools ## benchmarks of the adapters and the relay, as a table
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 $(PKGS) | tee bench.out | awk '/^Benchmark/ {print}'
+# Benchmarks run BENCH_COUNT times each; benchstat prints the median of each
+# metric with its spread, all measured side by side in one run.
+BENCH_COUNT ?= 5
+BENCHSTAT   ?= $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+bench: test-tools ## benchmarks (relay, daemon, every adapter's publish) as a table of medians
+	$(GO) test -run '^$$' -bench . -benchtime 10x -count $(BENCH_COUNT) ./publisher ./cmd/emitd/internal/daemon > bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 1s -count $(BENCH_COUNT) ./adapters/... >> bench.out
+	$(BENCHSTAT) bench.out
 
 clean: ## remove build output and the default data directory
 	rm -rf bin data bench.out

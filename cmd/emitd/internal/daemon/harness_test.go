@@ -57,7 +57,7 @@ type running struct {
 }
 
 // start runs a daemon in-process until the test ends (or stop is called).
-func start(t *testing.T, cfg *configs.Config, opts ...daemon.Option) *running {
+func start(t testing.TB, cfg *configs.Config, opts ...daemon.Option) *running {
 	t.Helper()
 	d, err := daemon.New(context.Background(), cfg, watermill.NopLogger{}, opts...)
 	if err != nil {
@@ -88,7 +88,7 @@ func start(t *testing.T, cfg *configs.Config, opts ...daemon.Option) *running {
 }
 
 // broker opens the broker that carries topic (commands side or events side).
-func (r *running) broker(t *testing.T, topic string) brokers.Broker {
+func (r *running) broker(t testing.TB, topic string) brokers.Broker {
 	t.Helper()
 	kind := r.cfg.Commands.Broker
 	if topic == r.cfg.Events.DomainBus || topic == r.cfg.Events.AnalyticsBus {
@@ -103,7 +103,7 @@ func (r *running) broker(t *testing.T, topic string) brokers.Broker {
 }
 
 // send publishes commands the way `emitd send` does and returns their ids.
-func (r *running) send(t *testing.T, cmds ...string) []string {
+func (r *running) send(t testing.TB, cmds ...string) []string {
 	t.Helper()
 	var msgs []*message.Message
 	var ids []string
@@ -120,7 +120,7 @@ func (r *running) send(t *testing.T, cmds ...string) []string {
 	return ids
 }
 
-func (r *running) sendRaw(t *testing.T, msgs ...*message.Message) {
+func (r *running) sendRaw(t testing.TB, msgs ...*message.Message) {
 	t.Helper()
 	if err := r.broker(t, r.cfg.Commands.Topic).Publisher().Publish(r.cfg.Commands.Topic, msgs...); err != nil {
 		t.Fatalf("send: %v", err)
@@ -136,7 +136,7 @@ type reader struct {
 
 // read reads topic from its beginning without a consumer group. (On SQS
 // that takes the messages: fine for results, not for the commands queue.)
-func (r *running) read(t *testing.T, topic string) *reader {
+func (r *running) read(t testing.TB, topic string) *reader {
 	t.Helper()
 	sub, err := r.broker(t, topic).Subscriber(brokers.SubscribeOptions{FromBeginning: true})
 	if err != nil {
@@ -167,7 +167,7 @@ func (r *running) read(t *testing.T, topic string) *reader {
 }
 
 // waitFor waits until ok holds for what was read so far.
-func (rd *reader) waitFor(t *testing.T, what string, ok func([]*message.Message) bool) []*message.Message {
+func (rd *reader) waitFor(t testing.TB, what string, ok func([]*message.Message) bool) []*message.Message {
 	t.Helper()
 	deadline := time.After(wait)
 	for {
@@ -186,7 +186,7 @@ func (rd *reader) waitFor(t *testing.T, what string, ok func([]*message.Message)
 	}
 }
 
-func (rd *reader) waitN(t *testing.T, what string, n int) []*message.Message {
+func (rd *reader) waitN(t testing.TB, what string, n int) []*message.Message {
 	t.Helper()
 	return rd.waitFor(t, fmt.Sprintf("%d %s", n, what), func(m []*message.Message) bool { return len(m) >= n })
 }
@@ -198,7 +198,7 @@ func (rd *reader) all() []*message.Message {
 	return append([]*message.Message(nil), rd.msgs...)
 }
 
-func outcomes(t *testing.T, msgs []*message.Message) map[string]domain.Outcome {
+func outcomes(t testing.TB, msgs []*message.Message) map[string]domain.Outcome {
 	t.Helper()
 	out := map[string]domain.Outcome{}
 	for _, m := range msgs {
@@ -220,7 +220,7 @@ type detail struct {
 	Data map[string]any `json:"data"`
 }
 
-func envelopes(t *testing.T, msgs []*message.Message) ([]domain.Envelope, []detail) {
+func envelopes(t testing.TB, msgs []*message.Message) ([]domain.Envelope, []detail) {
 	t.Helper()
 	var envs []domain.Envelope
 	var details []detail
