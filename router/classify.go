@@ -60,3 +60,20 @@ func Classify(err error) Class {
 		return Transient
 	}
 }
+
+// ReasonCode is a short, bounded name for why a message was dead-lettered,
+// for counters (the full reason goes into the dead letter itself).
+func ReasonCode(err error) string {
+	var ice *domain.InvalidCommandError
+	var pe *PanicError
+	switch {
+	case errors.As(err, &ice):
+		return string(ice.Kind)
+	case errors.As(err, &pe):
+		return "panic"
+	case Classify(err) == Permanent:
+		return "permanent_error"
+	default:
+		return "retries_exhausted"
+	}
+}

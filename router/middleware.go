@@ -83,7 +83,7 @@ func (pq PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			// Nothing is lost: the message is nacked and comes back.
 			return nil, fmt.Errorf("poison queue %q unreachable (%v); message left for redelivery: %w", pq.Topic, perr, err)
 		}
-		pq.Stats.deadLettered(class)
+		pq.Stats.deadLettered(ReasonCode(err))
 		pq.Logger.Error("command dead-lettered", err, watermill.LogFields{
 			"message_uuid": msg.UUID, "class": class, "dlq_topic": pq.Topic})
 		return nil, nil
@@ -225,11 +225,11 @@ func (s *Stats) add(key string) {
 	s.counters[key]++
 }
 
-func (s *Stats) deadLettered(c Class)   { s.add("dead_lettered." + string(c)) }
-func (s *Stats) retried()               { s.add("retried") }
-func (s *Stats) accepted()              { s.add("accepted") }
-func (s *Stats) rejected(reason string) { s.add("rejected." + reason) }
-func (s *Stats) duplicate()             { s.add("duplicate") }
+func (s *Stats) deadLettered(code string) { s.add("dead_lettered." + code) }
+func (s *Stats) retried()                 { s.add("retried") }
+func (s *Stats) accepted()                { s.add("accepted") }
+func (s *Stats) rejected(reason string)   { s.add("rejected." + reason) }
+func (s *Stats) duplicate()               { s.add("duplicate") }
 
 // Snapshot returns a copy of the counters.
 func (s *Stats) Snapshot() map[string]int64 {

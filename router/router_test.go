@@ -36,6 +36,12 @@ func TestClassify(t *testing.T) {
 			t.Errorf("%s: Classify = %s, want %s", name, got, c.want)
 		}
 	}
+	for err, want := range map[error]string{invalid: "unknown_type", &PanicError{}: "panic",
+		errors.New("database is locked"): "retries_exhausted"} {
+		if got := ReasonCode(err); got != want {
+			t.Errorf("ReasonCode(%v) = %s, want %s", err, got, want)
+		}
+	}
 }
 
 func TestRetryDelayGrowsAndStaysInBounds(t *testing.T) {
