@@ -32,7 +32,7 @@ lint: ## gofmt and go vet
 
 # Benchmarks run BENCH_COUNT times each; benchstat prints the median of each
 # metric with its spread, all measured side by side in one run.
-BENCH_COUNT ?= 5
+BENCH_COUNT ?= 6
 BENCHSTAT   ?= $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 bench: test-tools ## benchmarks (relay, daemon, every adapter's publish) as a table of medians
 	$(GO) test -run '^$$' -bench . -benchtime 10x -count $(BENCH_COUNT) ./publisher ./cmd/emitd/internal/daemon > bench.out

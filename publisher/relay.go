@@ -20,6 +20,11 @@ type Relay struct {
 	Publisher message.Publisher
 	Policy    *Policy // nil allows everything
 	Logger    watermill.LoggerAdapter
+	// BusOrder lists the buses in the order a batch publishes to them: the
+	// domain bus first, so that every domain event goes out before its
+	// analytics copy even when an earlier round left analytics envelopes
+	// behind. Buses not listed follow, in the order they appear.
+	BusOrder []string
 
 	BatchSize    int           // envelopes read per store round trip
 	PollInterval time.Duration // how often to look without a Notify
@@ -115,10 +120,10 @@ func (r *Relay) drain(ctx context.Context) (pending bool, err error) {
 	}
 }
 
-// publishBatch publishes one batch, one Publish call per bus. Buses go in the
-// order of their first envelope, so a domain event always precedes its
-// analytics variant. If a bus leaves an envelope pending, nothing committed
-// after it goes to any bus in this round, which keeps commit order.
+// publishBatch publishes one batch, one Publish call per bus, in BusOrder.
+// If a bus leaves an envelope pending, nothing committed after it goes to any
+// bus in this round, which keeps commit order on every bus and keeps each
+// analytics copy behind its domain event.
 func (r *Relay) publishBatch(ctx context.Context, recs []OutboxRecord) (pending bool, err error) {
 	type group struct {
 		bus  string
@@ -126,6 +131,10 @@ func (r *Relay) publishBatch(ctx context.Context, recs []OutboxRecord) (pending 
 	}
 	var groups []*group
 	byBus := map[string]*group{}
+	for _, bus := range r.BusOrder {
+		byBus[bus] = &group{bus: bus}
+		groups = append(groups, byBus[bus])
+	}
 	for _, rec := range recs {
 		g, ok := byBus[rec.Envelope.EventBusName]
 		if !ok {

@@ -68,4 +68,3 @@ func BenchmarkRelay(b *testing.B) {
 		}
 	}
 }
-

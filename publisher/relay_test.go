@@ -6,10 +6,13 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/google/uuid"
 
 	"github.com/emitd/emitd/adapters/eventbridge"
@@ -234,5 +237,68 @@ func TestRelayDeadLettersRefusedEnvelopeAndFlowsOn(t *testing.T) {
 	}
 	if len(srv.Accepted()) != len(envs)-1 {
 		t.Errorf("EventBridge accepted %d entries, want %d", len(srv.Accepted()), len(envs)-1)
+	}
+}
+
+// flakyBus is a real in-memory bus (Watermill's GoChannel) that records the
+// global order of what it accepted, and refuses publishes to one bus while
+// that bus is down.
+type flakyBus struct {
+	*gochannel.GoChannel
+	mu    sync.Mutex
+	down  map[string]bool
+	order []string // event ids, as accepted across all buses
+}
+
+func (f *flakyBus) Publish(topic string, msgs ...*message.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down[topic] {
+		return fmt.Errorf("bus %s unreachable", topic)
+	}
+	for _, m := range msgs {
+		f.order = append(f.order, m.UUID)
+	}
+	return f.GoChannel.Publish(topic, msgs...)
+}
+
+func (f *flakyBus) setDown(bus string, v bool) { f.mu.Lock(); f.down[bus] = v; f.mu.Unlock() }
+
+// TestRelayKeepsEachDomainEventBeforeItsAnalyticsCopy: after an analytics
+// bus outage, a batch starts with analytics envelopes left behind; the domain
+// events committed meanwhile must still precede their own analytics copies,
+// and each bus must see commit order.
+func TestRelayKeepsEachDomainEventBeforeItsAnalyticsCopy(t *testing.T) {
+	bus := &flakyBus{GoChannel: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}), down: map[string]bool{}}
+	store := openStore(t)
+	relay := publisher.NewRelay(store, bus, nil)
+	relay.PollInterval, relay.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	relay.BusOrder = []string{"reservation", "analytics"}
+
+	bus.setDown("analytics", true)
+	envs := commitSlots(t, store, 1)
+	runRelay(t, relay)
+	time.Sleep(200 * time.Millisecond) // D1 out, A1 waiting
+	envs = append(envs, commitSlots(t, store, 3)...)
+	time.Sleep(100 * time.Millisecond)
+	bus.setDown("analytics", false)
+	relay.Notify()
+	waitOutboxEmpty(t, store)
+
+	pos := map[string]int{}
+	for i, id := range bus.order {
+		pos[id] = i
+	}
+	if len(pos) != len(envs) {
+		t.Fatalf("bus accepted %d distinct envelopes, want %d", len(pos), len(envs))
+	}
+	for i := 0; i < len(envs); i += 2 {
+		d, a := envs[i], envs[i+1]
+		if pos[d.ID] > pos[a.ID] {
+			t.Errorf("command %d: analytics copy published before its domain event (order %v)", i/2, bus.order)
+		}
+		if i > 0 && (pos[envs[i-2].ID] > pos[d.ID] || pos[envs[i-1].ID] > pos[a.ID]) {
+			t.Errorf("command %d: a bus saw it before the previous command's event", i/2)
+		}
 	}
 }

@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 
 	d.relay = publisher.NewRelay(d.store, d.events.Publisher(), logger)
 	d.relay.Policy = publisher.NewPolicy(cfg.EmitPolicy())
+	d.relay.BusOrder = []string{cfg.Events.DomainBus, cfg.Events.AnalyticsBus}
 	d.relay.BatchSize, d.relay.PollInterval, d.relay.MaxBackoff = cfg.Relay.BatchSize, cfg.Relay.PollInterval, cfg.Relay.MaxBackoff
 
 	sub, err := d.commands.Subscriber(brokers.SubscribeOptions{Group: cfg.Commands.Group, FromBeginning: true})
