@@ -201,7 +201,7 @@ type RouterConfig struct {
 
 // RetryConfig bounds retries of transient failures, by count and by time.
 type RetryConfig struct {
-	MaxRetries      int           `yaml:"maxRetries"`
+	MaxRetries      *int          `yaml:"maxRetries"` // nil: 5; 0: no retries
 	InitialInterval time.Duration `yaml:"initialInterval"`
 	MaxInterval     time.Duration `yaml:"maxInterval"`
 	MaxElapsed      time.Duration `yaml:"maxElapsed"`

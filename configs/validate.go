@@ -38,10 +38,11 @@ func (c *Config) applyDefaults() {
 	}
 	r := &c.Router
 	if r.HandlerTimeout == 0 {
-		r.HandlerTimeout = 10 * time.Second
+		r.HandlerTimeout = 5 * time.Second
 	}
-	if r.Retry.MaxRetries == 0 {
-		r.Retry.MaxRetries = 5
+	if r.Retry.MaxRetries == nil {
+		five := 5
+		r.Retry.MaxRetries = &five
 	}
 	if r.Retry.InitialInterval == 0 {
 		r.Retry.InitialInterval = 100 * time.Millisecond
@@ -50,7 +51,7 @@ func (c *Config) applyDefaults() {
 		r.Retry.MaxInterval = 2 * time.Second
 	}
 	if r.Retry.MaxElapsed == 0 {
-		r.Retry.MaxElapsed = 15 * time.Second
+		r.Retry.MaxElapsed = 25 * time.Second
 	}
 	if c.Relay.BatchSize == 0 {
 		c.Relay.BatchSize = 256
@@ -124,8 +125,17 @@ func (c *Config) Validate() Problems {
 	c.validatePolicy(add)
 
 	r := c.Router
-	if r.Retry.MaxRetries < 0 {
-		add("router.retry.maxRetries", "must be 0 or more, got %d", r.Retry.MaxRetries)
+	if *r.Retry.MaxRetries < 0 {
+		add("router.retry.maxRetries", "must be 0 or more, got %d", *r.Retry.MaxRetries)
+	}
+	if r.HandlerTimeout <= 0 {
+		add("router.handlerTimeout", "must be positive, got %s", r.HandlerTimeout)
+	} else if r.Retry.MaxElapsed < r.HandlerTimeout {
+		add("router.retry.maxElapsed", "%s is shorter than one attempt (router.handlerTimeout %s)", r.Retry.MaxElapsed, r.HandlerTimeout)
+	}
+	if deadline, what := c.redeliveryDeadline(); deadline > 0 && r.Retry.MaxElapsed >= deadline {
+		add("router.retry.maxElapsed", "%s is not below %s (%s): the broker would hand the command to another consumer while it is still retried here",
+			r.Retry.MaxElapsed, deadline, what)
 	}
 	if r.Retry.MaxInterval < r.Retry.InitialInterval {
 		add("router.retry.maxInterval", "must be at least initialInterval (%s)", r.Retry.InitialInterval)
@@ -321,9 +331,7 @@ func validateSQS(c *Config, q *SQSConfig, add func(string, string, ...any)) {
 	}
 	if v := q.VisibilityTimeout; v < 0 || v > 12*time.Hour || v%time.Second != 0 {
 		add("brokers.sqs.visibilityTimeout", "must be whole seconds between 0s and 12h (SQS's range), got %s", v)
-	} else if v > 0 && c.Commands.Broker == BrokerSQS && v < c.Router.HandlerTimeout {
-		add("brokers.sqs.visibilityTimeout", "%s is shorter than router.handlerTimeout (%s): a command still being handled would be delivered again", v, c.Router.HandlerTimeout)
-	}
+	} // its relation to the retry budget: see redeliveryDeadline
 	if w := q.ReceiveWaitTime; w != 0 && (w < time.Second || w > 20*time.Second) {
 		add("brokers.sqs.receiveWaitTime", "must be between 1s and 20s (SQS's long-poll range), got %s", w)
 	}
@@ -408,4 +416,23 @@ func usedBy(c *Config, name string) string {
 		roles = append(roles, "events.broker")
 	}
 	return strings.Join(roles, " and ") + " is " + name
+}
+
+// natsAckWait is how long NATS JetStream (embedded or external) waits for a
+// command's ack before redelivering it: the natsjs adapter's default.
+const natsAckWait = 30 * time.Second
+
+// redeliveryDeadline is how long the commands broker waits for an ack before
+// it delivers the message again (0: no such deadline).
+func (c *Config) redeliveryDeadline() (time.Duration, string) {
+	switch c.Commands.Broker {
+	case BrokerEmbedded, BrokerNATS:
+		return natsAckWait, "NATS JetStream's AckWait"
+	case BrokerSQS:
+		if q := c.Brokers.SQS; q != nil && q.VisibilityTimeout > 0 {
+			return q.VisibilityTimeout, "brokers.sqs.visibilityTimeout"
+		}
+		return 30 * time.Second, "the SQS queue's default visibility timeout"
+	}
+	return 0, ""
 }

@@ -47,7 +47,16 @@ func IsInvalidCommand(err error) bool {
 // outcome, not a failure: the router acknowledges the command and reports it.
 type RejectedError struct {
 	Reason string
+	// Code is a short, bounded name for the rule (RejectSlotNotFound,
+	// RejectWrongStatus), for counters; Reason is for people.
+	Code string
 }
+
+// Rejection codes.
+const (
+	RejectSlotNotFound = "slot_not_found"
+	RejectWrongStatus  = "wrong_status"
+)
 
 func (e *RejectedError) Error() string { return e.Reason }
 
@@ -61,11 +70,13 @@ func IsRejected(err error) bool {
 // on them.
 const msgSlotNotFound = "A slot was not found with the provided ID."
 
-func errSlotNotFound() error { return &RejectedError{Reason: msgSlotNotFound} }
+func errSlotNotFound() error {
+	return &RejectedError{Reason: msgSlotNotFound, Code: RejectSlotNotFound}
+}
 
 // errWrongStatus names the event the command would have emitted, as the
 // original did ('CANCELLED', 'CHECKED_OUT', ...), not the target status.
 func errWrongStatus(to EventName, was Status) error {
-	return &RejectedError{Reason: fmt.Sprintf(
+	return &RejectedError{Code: RejectWrongStatus, Reason: fmt.Sprintf(
 		"Slot is not in the correct status to be updated to '%s' status, it was in '%s' state!", to, was)}
 }

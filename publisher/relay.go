@@ -64,12 +64,7 @@ func (r *Relay) Run(ctx context.Context, flushTimeout time.Duration) error {
 		pending, err := r.drain(ctx)
 		switch {
 		case ctx.Err() != nil:
-			fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
-			defer cancel()
-			if _, err := r.drain(fctx); err != nil {
-				return fmt.Errorf("relay: flush at shutdown: %w (unsent envelopes stay in the outbox)", err)
-			}
-			return nil
+			return r.flush(flushTimeout)
 		case err != nil || pending:
 			backoff = nextBackoff(backoff, r.MaxBackoff)
 			if err != nil {
@@ -96,6 +91,30 @@ func (r *Relay) Run(ctx context.Context, flushTimeout time.Duration) error {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// flush drains the outbox at shutdown, retrying a bus that fails for a
+// moment, for up to timeout. What it cannot deliver stays in the outbox for
+// the next start.
+func (r *Relay) flush(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	backoff := time.Duration(0)
+	for {
+		pending, err := r.drain(ctx)
+		if err == nil && !pending {
+			return nil
+		}
+		backoff = nextBackoff(backoff, r.MaxBackoff)
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = errors.New("bus kept envelopes pending")
+			}
+			return fmt.Errorf("relay: flush at shutdown: %w (unsent envelopes stay in the outbox for the next start)", err)
+		case <-time.After(backoff):
+		}
 	}
 }
 

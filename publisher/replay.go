@@ -53,13 +53,14 @@ func SyncDeadLetters(ctx context.Context, sub message.Subscriber, topic string, 
 // topic, events to their bus. It holds no business logic: what goes back is
 // the original payload and metadata, with the replay count raised.
 type Replayer struct {
-	Store      DeadLetterStore
-	Commands   message.Publisher // publishes to the commands broker
-	Events     message.Publisher // publishes to the events broker
-	Policy     *Policy
-	MaxReplays int
-	DryRun     bool
-	Logger     watermill.LoggerAdapter
+	Store        DeadLetterStore
+	CommandTopic string            // the only topic a command may go back to
+	Commands     message.Publisher // publishes to the commands broker
+	Events       message.Publisher // publishes to the events broker
+	Policy       *Policy
+	MaxReplays   int
+	DryRun       bool
+	Logger       watermill.LoggerAdapter
 }
 
 // ReplayResult is what happened to one dead letter.
@@ -139,17 +140,25 @@ func (r *Replayer) prepare(d DeadLetter) (*message.Message, message.Publisher, s
 	msg.Metadata.Set(DLQReplays, strconv.Itoa(d.Replays+1))
 	switch d.Kind {
 	case KindCommand:
+		if d.Origin != r.CommandTopic {
+			return nil, nil, fmt.Sprintf("came from %q, not from the commands topic %q: emitd only replays its own commands", d.Origin, r.CommandTopic)
+		}
 		return msg, r.Commands, ""
 	case KindEvent:
-		if err := r.Policy.Check(d.Origin, d.Metadata[MetaDetailType]); err != nil {
-			return nil, nil, err.Error()
-		}
+		// The policy is checked on the bytes that would be published (the
+		// digest vouches for them), not on the metadata beside them.
 		env, err := FromMessage(msg)
 		if err != nil {
 			return nil, nil, err.Error()
 		}
 		if env.EventBusName != d.Origin {
 			return nil, nil, fmt.Sprintf("entry names bus %q, dead letter says %q", env.EventBusName, d.Origin)
+		}
+		if dt := d.Metadata[MetaDetailType]; dt != env.DetailType {
+			return nil, nil, fmt.Sprintf("metadata says detail-type %q, the entry %q", dt, env.DetailType)
+		}
+		if err := r.Policy.Check(env.EventBusName, env.DetailType); err != nil {
+			return nil, nil, err.Error()
 		}
 		msg.UUID = env.ID // events keep their id: consumers de-duplicate by it
 		return msg, r.Events, ""

@@ -41,10 +41,10 @@ func (h *Handler) Handle(msg *message.Message) error {
 		corr = msg.Metadata.Get(publisher.MetaCorrelationID)
 	}
 	if corr == "" {
-		// The command enters the system here without one: mint it once and
-		// keep it on the message, so a retry carries the same one.
+		// The command enters the system here without one. The message itself
+		// stays as it came (a dead letter must keep the original metadata);
+		// only the attempt that commits hands its id on to the events.
 		corr = uuid.NewString()
-		msg.Metadata.Set(publisher.MetaCorrelationID, corr)
 	}
 
 	if prev, done, err := h.Store.ProcessedOutcome(ctx, cmd.ID); err != nil {
@@ -96,7 +96,7 @@ func (h *Handler) Handle(msg *message.Message) error {
 		h.OnCommit()
 	}
 	if outcome.Status == domain.OutcomeRejected {
-		h.Stats.rejected(outcome.Reason)
+		h.Stats.rejected(string(cmd.Type) + "." + rejected.Code)
 		h.Logger.Info("command rejected", watermill.LogFields{"command_id": cmd.ID, "type": cmd.Type, "reason": outcome.Reason})
 	} else {
 		h.Stats.accepted()

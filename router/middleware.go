@@ -20,8 +20,9 @@ import (
 // failures records the attempts of one delivery, shared by the retry and
 // poison middleware through the message context.
 type failures struct {
+	start       time.Time // the first attempt began
 	attempts    int
-	first, last time.Time
+	first, last time.Time // failures
 }
 
 type failuresKey struct{}
@@ -32,11 +33,16 @@ func failuresOf(msg *message.Message) *failures {
 }
 
 // RetryPolicy bounds retries of transient failures by count and by time.
+// MaxElapsed bounds the whole stay of a message in the handler, attempts
+// and waits included: no retry starts that could not end within it. It must
+// stay below the broker's redelivery deadline (NATS AckWait, SQS visibility
+// timeout), or the broker hands the message to someone else meanwhile.
 type RetryPolicy struct {
 	MaxRetries      int
 	InitialInterval time.Duration
 	MaxInterval     time.Duration
 	MaxElapsed      time.Duration
+	AttemptTimeout  time.Duration // the handler timeout: the longest one attempt may take
 }
 
 // delay is the exponential backoff for retry n (1-based) with full jitter in
@@ -65,7 +71,7 @@ type PoisonQueue struct {
 // Middleware implements message.HandlerMiddleware.
 func (pq PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		f := &failures{}
+		f := &failures{start: time.Now()}
 		msg.SetContext(context.WithValue(msg.Context(), failuresKey{}, f))
 		out, err := h(msg)
 		if err == nil {
@@ -91,7 +97,11 @@ func (pq PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 func (pq PoisonQueue) publish(msg *message.Message, class Class, reason string, f *failures) error {
-	dl := message.NewMessage(msg.UUID, msg.Payload)
+	id := msg.UUID
+	if id == "" { // e.g. a plain NATS client's message: give each dead letter its own id
+		id = watermill.NewUUID()
+	}
+	dl := message.NewMessage(id, msg.Payload)
 	for k, v := range msg.Metadata {
 		dl.Metadata.Set(k, v)
 	}
@@ -129,7 +139,7 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		f := failuresOf(msg)
 		if f == nil {
-			f = &failures{}
+			f = &failures{start: time.Now()}
 		}
 		baseCtx := msg.Context()
 		for {
@@ -144,11 +154,11 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 				f.first = now
 			}
 			f.last = now
-			if Classify(err) == Permanent || r.ShuttingDown() ||
-				f.attempts > r.Policy.MaxRetries || now.Sub(f.first) >= r.Policy.MaxElapsed {
+			wait := r.Policy.delay(f.attempts)
+			if Classify(err) == Permanent || r.ShuttingDown() || f.attempts > r.Policy.MaxRetries ||
+				now.Add(wait+r.Policy.AttemptTimeout).Sub(f.start) > r.Policy.MaxElapsed {
 				return nil, err
 			}
-			wait := r.Policy.delay(f.attempts)
 			r.Stats.retried()
 			r.Logger.Info("transient failure, retrying", watermill.LogFields{
 				"message_uuid": msg.UUID, "attempt": f.attempts, "retry_in": wait.String(), "error": err.Error()})
@@ -194,11 +204,14 @@ func panicSite() string {
 	}
 }
 
-// Timeout bounds one attempt of the handler.
+// Timeout bounds one attempt of the handler. The attempt's context is not
+// cancelled when the router closes (the subscription's context is): a
+// command in flight at shutdown finishes its transaction instead of failing
+// half way; only its timeout bounds it.
 func Timeout(d time.Duration) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			ctx, cancel := context.WithTimeout(msg.Context(), d)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), d)
 			defer cancel()
 			msg.SetContext(ctx)
 			return h(msg)

@@ -29,7 +29,9 @@ func New(cfg Config, sub message.Subscriber, dlq message.Publisher, h *Handler, 
 	}
 	pq := PoisonQueue{Publisher: dlq, Topic: cfg.DLQTopic, Instance: cfg.Instance,
 		ShuttingDown: cfg.ShuttingDown, Stats: h.Stats, Logger: logger}
-	retry := Retry{Policy: cfg.Retry, ShuttingDown: cfg.ShuttingDown, Stats: h.Stats, Logger: logger}
+	policy := cfg.Retry
+	policy.AttemptTimeout = cfg.HandlerTimeout
+	retry := Retry{Policy: policy, ShuttingDown: cfg.ShuttingDown, Stats: h.Stats, Logger: logger}
 	r.AddMiddleware(pq.Middleware, retry.Middleware, Recover, Timeout(cfg.HandlerTimeout))
 	r.AddConsumerHandler("slot-commands", cfg.CommandTopic, sub, h.Handle)
 	return r, nil

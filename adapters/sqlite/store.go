@@ -145,7 +145,10 @@ func (s *Store) Close() error {
 	return err
 }
 
-const timeFormat = time.RFC3339Nano
+// timeFormat is fixed width, so that times stored as text sort in time
+// order (RFC3339Nano trims trailing zeros, and "…:05.1Z" sorts after
+// "…:05.12Z"). Reading accepts any RFC 3339 time.
+const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 func scanSlot(row interface{ Scan(...any) error }) (domain.Slot, error) {
 	var s domain.Slot
@@ -156,7 +159,7 @@ func scanSlot(row interface{ Scan(...any) error }) (domain.Slot, error) {
 	s.Status = domain.Status(status)
 	var err error
 	parse := func(v string) time.Time {
-		t, e := time.Parse(timeFormat, v)
+		t, e := time.Parse(time.RFC3339Nano, v)
 		if e != nil && err == nil {
 			err = fmt.Errorf("slot %s: bad time %q: %w", s.SlotID, v, e)
 		}
@@ -391,8 +394,8 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 		if err := json.Unmarshal([]byte(md), &d.Metadata); err != nil {
 			return nil, fmt.Errorf("dead letter %s: metadata: %w", d.ID, err)
 		}
-		d.First, _ = time.Parse(timeFormat, first)
-		d.Last, _ = time.Parse(timeFormat, last)
+		d.First, _ = time.Parse(time.RFC3339Nano, first)
+		d.Last, _ = time.Parse(time.RFC3339Nano, last)
 		if !f.Matches(d) {
 			continue
 		}

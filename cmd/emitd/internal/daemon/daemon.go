@@ -56,6 +56,9 @@ func WithStoreWrapper(wrap func(domain.Store) domain.Store) Option {
 
 // New opens everything the configuration names. On error nothing is left open.
 func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapter, opts ...Option) (*Daemon, error) {
+	if p := cfg.Validate(); len(p) > 0 {
+		return nil, p // a configuration changed after Load must still hold
+	}
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -121,7 +124,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 		DLQTopic:       cfg.Commands.DLQTopic,
 		Instance:       fmt.Sprintf("%s/%d", host, os.Getpid()),
 		HandlerTimeout: cfg.Router.HandlerTimeout,
-		Retry: router.RetryPolicy{MaxRetries: cfg.Router.Retry.MaxRetries, InitialInterval: cfg.Router.Retry.InitialInterval,
+		Retry: router.RetryPolicy{MaxRetries: *cfg.Router.Retry.MaxRetries, InitialInterval: cfg.Router.Retry.InitialInterval,
 			MaxInterval: cfg.Router.Retry.MaxInterval, MaxElapsed: cfg.Router.Retry.MaxElapsed},
 		ShuttingDown: d.closing.Load,
 	}, sub, d.commands.Publisher(), h, logger)

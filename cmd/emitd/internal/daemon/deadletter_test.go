@@ -75,7 +75,8 @@ var setups = map[string]func(t *testing.T) *setup{
 		cfg := loadShipped(t, "aws.yaml")
 		// A nacked SQS message comes back when its visibility ends: keep it short.
 		cfg.Router.HandlerTimeout = time.Second
-		cfg.Brokers.SQS.VisibilityTimeout = 2 * time.Second
+		cfg.Router.Retry.MaxElapsed = 4 * time.Second
+		cfg.Brokers.SQS.VisibilityTimeout = 5 * time.Second
 		cfg.Brokers.SQS.ReceiveWaitTime = time.Second
 		return &setup{name: "sqs", cfg: cfg, eb: eb}
 	},
@@ -224,7 +225,7 @@ func TestPermanentFailuresGoToTheDLQAtOnce(t *testing.T) {
 // replay processes the command exactly once, with the original bytes.
 func TestTransientFailureRetriedDeadLetteredAndReplayedOnce(t *testing.T) {
 	eachSetup(t, func(t *testing.T, s *setup) {
-		s.cfg.Router.Retry.MaxRetries = 3
+		s.cfg.Router.Retry.MaxRetries = ptr(3)
 		faults := &faultyStore{}
 		faults.setDown(true)
 		r := start(t, s.cfg, withFaults(faults))
@@ -300,7 +301,7 @@ func TestTransientFailureRetriedDeadLetteredAndReplayedOnce(t *testing.T) {
 // replayed three times and the fourth replay is refused by the loop guard.
 func TestReplayRefusesTamperedAndStopsLoops(t *testing.T) {
 	eachSetup(t, func(t *testing.T, s *setup) {
-		s.cfg.Router.Retry.MaxRetries = 1
+		s.cfg.Router.Retry.MaxRetries = ptr(1)
 		faults := &faultyStore{}
 		faults.setDown(true) // never fixed
 		r := start(t, s.cfg, withFaults(faults))
@@ -344,8 +345,10 @@ func TestReplayRefusesTamperedAndStopsLoops(t *testing.T) {
 // processed once; nothing reaches the poison queue.
 func TestInFlightAtShutdownIsRedeliveredNotDeadLettered(t *testing.T) {
 	eachSetup(t, func(t *testing.T, s *setup) {
-		s.cfg.Router.Retry.MaxRetries = 1000 // it would retry for a long while
-		s.cfg.Router.Retry.MaxElapsed = time.Hour
+		s.cfg.Router.Retry.MaxRetries = ptr(1000) // it would retry for a long while
+		if s.name != "sqs" { // SQS: bounded by the visibility timeout, see setups
+			s.cfg.Router.Retry.MaxElapsed = 20 * time.Second
+		}
 		faults := &faultyStore{}
 		faults.setDown(true)
 		r := start(t, s.cfg, withFaults(faults))
@@ -436,3 +439,5 @@ func waitAccepted(t *testing.T, srv *ebtest.Server, n int) []ebtest.Entry {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func ptr(n int) *int { return &n }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -31,6 +33,11 @@ type Ops struct {
 func Open(cfg *configs.Config, logger watermill.LoggerAdapter) (*Ops, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
+	}
+	// Never create a store here: run in the wrong directory, the poison
+	// queue would be moved into a stray file the daemon never reads.
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, sqlite.FileName)); err != nil {
+		return nil, fmt.Errorf("no emitd store in dataDir %q (%v): run where `emitd serve` runs, or set dataDir in --config", cfg.DataDir, err)
 	}
 	store, err := sqlite.Open(cfg.DataDir, false)
 	if err != nil {
@@ -94,7 +101,7 @@ func (o *Ops) Sync(ctx context.Context) (int, error) {
 // Replayer returns a replayer on the configured brokers (none are opened for
 // a dry run: it publishes nothing).
 func (o *Ops) Replayer(ctx context.Context, maxReplays int, dryRun bool) (*publisher.Replayer, error) {
-	r := &publisher.Replayer{Store: o.Store, Policy: publisher.NewPolicy(o.cfg.EmitPolicy()),
+	r := &publisher.Replayer{Store: o.Store, CommandTopic: o.cfg.Commands.Topic, Policy: publisher.NewPolicy(o.cfg.EmitPolicy()),
 		MaxReplays: maxReplays, DryRun: dryRun, Logger: o.logger}
 	if dryRun {
 		return r, nil
