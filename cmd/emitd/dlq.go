@@ -154,6 +154,12 @@ func openDLQ(c *cli.Context) (*dlqEnv, error) {
 	if c.Bool("no-sync") {
 		return env, nil
 	}
+	if c.Bool("dry-run") {
+		// Moving the poison queue into the store acknowledges messages on
+		// the broker: a dry run changes nothing, so it shows the store only.
+		fmt.Fprintln(c.App.ErrWriter, "dry run: showing what the store holds; `emitd dlq list` moves new dead letters in first")
+		return env, nil
+	}
 	n, err := o.Sync(c.Context)
 	if err != nil {
 		o.Close()

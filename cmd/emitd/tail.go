@@ -18,7 +18,8 @@ func tailCommand() *cli.Command {
 		Usage: "print envelopes on a bus (or command outcomes) as JSON lines",
 		Description: "Prints each envelope on --bus as one line in EventBridge entry form\n" +
 			"({\"EventBusName\",\"Source\",\"DetailType\",\"Detail\"}), or each command outcome with --results.\n" +
-			"It reads without taking anything away from the daemon or other readers.\n\n" +
+			"It reads without taking anything away from the daemon or other readers; on SQS, where\n" +
+			"every receive takes, it refuses unless --consume (and never reads the commands queue).\n\n" +
 			"Examples:\n" +
 			"  emitd tail --bus reservation -n 2 --from-beginning\n" +
 			"  emitd tail --results --timeout 10s",
@@ -30,6 +31,7 @@ func tailCommand() *cli.Command {
 			&cli.IntFlag{Name: "n", Usage: "exit after `N` messages (0: no limit)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "exit after `D` (e.g. 30s; 0: no limit); with -n, exits 1 if fewer than N arrived"},
 			&cli.BoolFlag{Name: "from-beginning", Usage: "start from what the bus retains, not from new messages"},
+			&cli.BoolFlag{Name: "consume", Usage: "on SQS, where every receive takes, read anyway and delete what is shown"},
 			&cli.StringFlag{Name: "field", Usage: "print only the value at `PATH` (e.g. data.slotId, metadata.id in an envelope's Detail; status, reason in an outcome)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -61,7 +63,7 @@ func tailCommand() *cli.Command {
 				return cli.Exit(err.Error(), 1)
 			}
 			defer b.Close()
-			sub, err := b.Subscriber(brokers.SubscribeOptions{FromBeginning: c.Bool("from-beginning")})
+			sub, err := b.Subscriber(brokers.SubscribeOptions{FromBeginning: c.Bool("from-beginning"), Consume: c.Bool("consume")})
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}

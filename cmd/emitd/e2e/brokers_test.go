@@ -96,7 +96,12 @@ func TestAWS(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "EventBridge cannot be read back") {
 		t.Errorf("tail on EventBridge: exit %d, stderr:\n%s\nwant exit 1 saying EventBridge cannot be read back", code, stderr)
 	}
-	results := s.tail("")
+	// Without --consume, tail refuses an SQS queue: reading takes.
+	_, stderr, code = s.runCLI("tail", "--config", s.cfg, "--results", "--timeout", "5s")
+	if code != 1 || !strings.Contains(stderr, "--consume") {
+		t.Errorf("tail --results on SQS without --consume: exit %d, stderr:\n%s", code, stderr)
+	}
+	results := s.tail("", "--consume") // the test is the only sender: it may take the outcomes
 	journey(t, s, results, "reservation", "analytics", ebEvents(eb, "reservation"), ebEvents(eb, "analytics"))
 	d.stop(t)
 }
@@ -108,7 +113,7 @@ func TestSNSSQS(t *testing.T) {
 	endpoint := awstest.StartFauxqs(t)
 	s := newSetup(t, "sns-sqs.yaml", awsEnv(t, endpoint, ""))
 	d := s.serve()
-	results := s.tail("")
+	results := s.tail("", "--consume")
 	dom := s.tail("reservation")
 	ana := s.tail("analytics")
 	journey(t, s, results, "reservation", "analytics", tailEvents(dom), tailEvents(ana))

@@ -62,24 +62,30 @@ func (b *sqsBroker) Subscriber(opts SubscribeOptions) (message.Subscriber, error
 	if opts.Group != "" {
 		return sub, nil
 	}
-	return reader(sqsReader{Subscriber: sub, cfg: b.cfg}, nil, configs.BrokerSQS, b.qcfg.Logger)
+	return reader(sqsReader{Subscriber: sub, cfg: b.cfg, consume: opts.Consume}, nil, configs.BrokerSQS, b.qcfg.Logger)
 }
 
 // ErrSQSCommandsQueue: a reader without group asked for the commands queue.
 var ErrSQSCommandsQueue = errors.New("SQS cannot read a queue without taking its messages away: " +
 	"every receive hides the message from the daemon, and a reader that deletes it loses the command")
 
-// sqsReader refuses the commands queue, which the daemon consumes. The
-// results queue and event queues nobody else shares are fine to read.
+// sqsReader refuses the commands queue, which the daemon consumes, and any
+// other queue unless the reader agreed to take what it reads (Consume): the
+// results and event queues have readers of their own (senders, consumers).
 type sqsReader struct {
 	*sqs.Subscriber
-	cfg *configs.Config
+	cfg     *configs.Config
+	consume bool
 }
 
 func (r sqsReader) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if r.cfg.Commands.Broker == configs.BrokerSQS && sameQueue(topic, r.cfg.Commands.Topic) {
 		return nil, fmt.Errorf("%w. Queue %q (commands.topic) belongs to the daemon: see its outcomes with `emitd tail --results`, "+
 			"or its depth with `aws sqs get-queue-attributes --attribute-names ApproximateNumberOfMessages`", ErrSQSCommandsQueue, topic)
+	}
+	if !r.consume {
+		return nil, fmt.Errorf("%w. Reading %q would delete what it shows from its other readers; "+
+			"`emitd tail --consume` does it anyway (e.g. on a queue of your own)", ErrSQSCommandsQueue, topic)
 	}
 	return r.Subscriber.Subscribe(ctx, topic)
 }

@@ -26,6 +26,10 @@ type SubscribeOptions struct {
 	Group string
 	// FromBeginning starts from what the broker retains instead of new messages.
 	FromBeginning bool
+	// Consume lets a reader without group take messages away from a queue
+	// that cannot be read otherwise (SQS: every receive takes). Without it
+	// such a reader is refused, so `emitd tail` never steals by surprise.
+	Consume bool
 }
 
 // Broker is one configured broker, as commands or as events see it.

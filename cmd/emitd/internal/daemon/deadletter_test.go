@@ -346,7 +346,7 @@ func TestReplayRefusesTamperedAndStopsLoops(t *testing.T) {
 func TestInFlightAtShutdownIsRedeliveredNotDeadLettered(t *testing.T) {
 	eachSetup(t, func(t *testing.T, s *setup) {
 		s.cfg.Router.Retry.MaxRetries = ptr(1000) // it would retry for a long while
-		if s.name != "sqs" { // SQS: bounded by the visibility timeout, see setups
+		if s.name != "sqs" {                      // SQS: bounded by the visibility timeout, see setups
 			s.cfg.Router.Retry.MaxElapsed = 20 * time.Second
 		}
 		faults := &faultyStore{}

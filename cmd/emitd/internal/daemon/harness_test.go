@@ -138,7 +138,7 @@ type reader struct {
 // that takes the messages: fine for results, not for the commands queue.)
 func (r *running) read(t testing.TB, topic string) *reader {
 	t.Helper()
-	sub, err := r.broker(t, topic).Subscriber(brokers.SubscribeOptions{FromBeginning: true})
+	sub, err := r.broker(t, topic).Subscriber(brokers.SubscribeOptions{FromBeginning: true, Consume: true})
 	if err != nil {
 		t.Fatal(err)
 	}
