@@ -202,7 +202,9 @@ func TestPermanentFailuresGoToTheDLQAtOnce(t *testing.T) {
 				t.Errorf("valid command %s beside poison: %+v", id, got[id])
 			}
 		}
+		seen := map[string]int{}
 		for _, d := range deadLetters(t, o, len(poison)) {
+			seen[string(d.Payload)]++
 			want, ok := poison[string(d.Payload)]
 			switch {
 			case !ok:
@@ -214,6 +216,11 @@ func TestPermanentFailuresGoToTheDLQAtOnce(t *testing.T) {
 			}
 			if strings.Contains(d.Reason, "panic") && !strings.Contains(d.Reason, "faultyStore).GetSlot") {
 				t.Errorf("panic reason does not say where: %q", d.Reason)
+			}
+		}
+		for payload := range poison {
+			if seen[payload] != 1 {
+				t.Errorf("payload %q dead-lettered %d times, want once", payload, seen[payload])
 			}
 		}
 	})
