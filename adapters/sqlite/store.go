@@ -170,6 +170,15 @@ func scanSlot(row interface{ Scan(...any) error }) (domain.Slot, error) {
 	return s, err
 }
 
+// in returns "(?,?,…)" for n placeholders and the values as arguments.
+func in[T any](vals []T) (string, []any) {
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return "(?" + strings.Repeat(",?", len(vals)-1) + ")", args
+}
+
 const slotColumns = `slot_id, host_name, start_time, end_time, status, created_at, updated_at, version`
 
 // GetSlot implements domain.SlotSource.
@@ -186,12 +195,8 @@ func (s *Store) ListSlots(ctx context.Context, statuses ...domain.Status) ([]dom
 	if len(statuses) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(statuses))
-	for i, st := range statuses {
-		args[i] = string(st)
-	}
-	q := `SELECT ` + slotColumns + ` FROM slots WHERE status IN (?` + strings.Repeat(",?", len(statuses)-1) + `) ORDER BY start_time, slot_id`
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	set, args := in(statuses)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+slotColumns+` FROM slots WHERE status IN `+set+` ORDER BY start_time, slot_id`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -317,11 +322,8 @@ func (s *Store) MarkSent(ctx context.Context, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	args := make([]any, len(seqs))
-	for i, v := range seqs {
-		args[i] = v
-	}
-	_, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (?`+strings.Repeat(",?", len(seqs)-1)+`)`, args...)
+	set, args := in(seqs)
+	_, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN `+set, args...)
 	return err
 }
 
@@ -329,18 +331,19 @@ func (s *Store) MarkSent(ctx context.Context, seqs []int64) error {
 // envelopes leave the outbox and become event dead letters.
 func (s *Store) DeadLetterEvents(ctx context.Context, refused []publisher.EventDeadLetter) (err error) {
 	dls := make([]publisher.DeadLetter, len(refused))
-	seqs := make([]any, len(refused))
+	seqs := make([]int64, len(refused))
 	for i, r := range refused {
 		if dls[i], err = publisher.EventDeadLetterOf(r.Envelope, r.Reason, r.At); err != nil {
 			return err
 		}
 		seqs[i] = r.Seq
 	}
+	set, args := in(seqs)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := insertDeadLetters(ctx, tx, dls); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (?`+strings.Repeat(",?", len(seqs)-1)+`)`, seqs...)
+		_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN `+set, args...)
 		return err
 	})
 }
@@ -374,10 +377,9 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 	q := `SELECT id, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, digest FROM dead_letters`
 	var args []any
 	if len(f.IDs) > 0 {
-		q += ` WHERE id IN (?` + strings.Repeat(",?", len(f.IDs)-1) + `)`
-		for _, id := range f.IDs {
-			args = append(args, id)
-		}
+		var set string
+		set, args = in(f.IDs)
+		q += ` WHERE id IN ` + set
 	}
 	rows, err := s.db.QueryContext(ctx, q+` ORDER BY first_failure, id`, args...)
 	if err != nil {
@@ -412,11 +414,8 @@ func (s *Store) DeleteDeadLetters(ctx context.Context, ids []string) (int, error
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	res, err := s.db.ExecContext(ctx, `DELETE FROM dead_letters WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
+	set, args := in(ids)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM dead_letters WHERE id IN `+set, args...)
 	if err != nil {
 		return 0, err
 	}

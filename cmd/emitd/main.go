@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,14 +19,9 @@ import (
 )
 
 func main() {
+	// Errors made with cli.Exit are printed, and exit with their code, by
+	// the app itself; anything else lands here.
 	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			if msg := ec.Error(); msg != "" {
-				fmt.Fprintln(os.Stderr, "emitd:", msg)
-			}
-			os.Exit(ec.ExitCode())
-		}
 		fmt.Fprintln(os.Stderr, "emitd:", err)
 		os.Exit(1)
 	}
