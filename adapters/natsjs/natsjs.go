@@ -173,6 +173,25 @@ func connect(cfg Config) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// openJetStream connects and ensures the streams of cfg.Topics; on error
+// nothing stays open.
+func openJetStream(cfg Config) (*nats.Conn, nats.JetStreamContext, error) {
+	nc, err := connect(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := nc.JetStream()
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("natsjs: jetstream: %w", err)
+	}
+	if err := ensureStreams(context.Background(), js, cfg, cfg.Topics); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
 // EnsureStreams creates the stream of every topic that has none (see
 // Config for its settings). An existing stream is left as it is, but it must
 // capture the topic's subject. It connects to cfg.URL for the call.
@@ -258,17 +277,8 @@ var _ message.Publisher = (*Publisher)(nil)
 // NewPublisher connects to cfg.URL and ensures the streams of cfg.Topics.
 func NewPublisher(cfg Config) (*Publisher, error) {
 	cfg = cfg.withDefaults()
-	nc, err := connect(cfg)
+	nc, js, err := openJetStream(cfg)
 	if err != nil {
-		return nil, err
-	}
-	js, err := nc.JetStream()
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("natsjs: jetstream: %w", err)
-	}
-	if err := ensureStreams(context.Background(), js, cfg, cfg.Topics); err != nil {
-		nc.Close()
 		return nil, err
 	}
 	wp, err := wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
@@ -333,17 +343,8 @@ func NewSubscriber(cfg Config, group string) (*Subscriber, error) {
 	if group != "" && sanitize(group) != group {
 		return nil, fmt.Errorf("natsjs: group %q: only letters, digits, '_' and '-' are allowed", group)
 	}
-	nc, err := connect(cfg)
+	nc, js, err := openJetStream(cfg)
 	if err != nil {
-		return nil, err
-	}
-	js, err := nc.JetStream()
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("natsjs: jetstream: %w", err)
-	}
-	if err := ensureStreams(context.Background(), js, cfg, cfg.Topics); err != nil {
-		nc.Close()
 		return nil, err
 	}
 	return &Subscriber{cfg: cfg, group: group, nc: nc, js: js}, nil

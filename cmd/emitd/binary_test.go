@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,39 +14,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
 )
 
 // emitdBin is the real binary, built once for the tests that run it as a
 // process (signals, crashes, the CLI as a user types it).
 var emitdBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "emitd-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	emitdBin = filepath.Join(dir, "emitd")
-	build := exec.Command("go", "build", "-o", emitdBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build emitd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, ".", &emitdBin) }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var freePort = testbin.FreePort
 
 // writeConfig writes the embedded default with dataDir and port changed.
 func writeConfig(t testing.TB, dir string, port int) string {

@@ -19,28 +19,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
 )
 
 // emitdBin is the binary under test, built once by TestMain.
 var emitdBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "emitd-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	emitdBin = filepath.Join(dir, "emitd")
-	build := exec.Command("go", "build", "-o", emitdBin, "..")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build emitd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, "..", &emitdBin) }
 
 // Timeouts: generous for a loaded 2-core machine, small enough that a stuck
 // test fails well within the package's budget.

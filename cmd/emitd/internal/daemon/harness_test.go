@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/daemon"
+	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
@@ -23,16 +23,7 @@ import (
 // purpose (the tests prove outcomes, not speed, and run under -race).
 const wait = 60 * time.Second
 
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var freePort = testbin.FreePort
 
 // testConfig is the built-in embedded default, in a temporary data directory
 // on a free port.
