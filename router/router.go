@@ -33,6 +33,8 @@ func New(cfg Config, sub message.Subscriber, dlq message.Publisher, h *Handler, 
 	policy.AttemptTimeout = cfg.HandlerTimeout
 	retry := Retry{Policy: policy, ShuttingDown: cfg.ShuttingDown, Stats: h.Stats, Logger: logger}
 	r.AddMiddleware(pq.Middleware, retry.Middleware, Recover, Timeout(cfg.HandlerTimeout))
-	r.AddConsumerHandler("slot-commands", cfg.CommandTopic, sub, h.Handle)
+	// In flight at close: at most the retry wait under way plus one attempt.
+	graceful := &GracefulSubscriber{Subscriber: sub, Timeout: cfg.Retry.MaxInterval + cfg.HandlerTimeout + time.Second}
+	r.AddConsumerHandler("slot-commands", cfg.CommandTopic, graceful, h.Handle)
 	return r, nil
 }

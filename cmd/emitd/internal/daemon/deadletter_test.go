@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,11 +15,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	_ "modernc.org/sqlite"
 
 	"github.com/emitd/emitd/adapters/awstest"
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
+	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/cmd/emitd/internal/daemon"
 	"github.com/emitd/emitd/cmd/emitd/internal/ops"
 	"github.com/emitd/emitd/configs"
@@ -448,3 +451,50 @@ func waitAccepted(t *testing.T, srv *ebtest.Server, n int) []ebtest.Entry {
 }
 
 func ptr(n int) *int { return &n }
+
+// slowStore takes its time to commit, like a store under load.
+type slowStore struct {
+	domain.Store
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (s *slowStore) Commit(ctx context.Context, c domain.Commit) error {
+	s.once.Do(func() { close(s.entered) })
+	time.Sleep(500 * time.Millisecond)
+	return s.Store.Commit(ctx, c)
+}
+
+// TestInFlightCommandFinishesAndIsAcknowledged: a command being committed
+// when the daemon is told to stop finishes, is answered, and its ack reaches
+// the broker, so it does not come back after the restart.
+func TestInFlightCommandFinishesAndIsAcknowledged(t *testing.T) {
+	cfg := testConfig(t)
+	slow := &slowStore{entered: make(chan struct{})}
+	r := start(t, cfg, daemon.WithStoreWrapper(func(s domain.Store) domain.Store { slow.Store = s; return slow }))
+	ids := r.send(t, create("2026-12-11", 9, 1))
+	<-slow.entered
+	if err := r.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	r2 := start(t, cfg)
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", cfg.Brokers.Embedded.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := nc.JetStream()
+	info, err := js.ConsumerInfo(natsjs.Config{}.StreamName(cfg.Commands.Topic), cfg.Commands.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.NumPending != 0 || info.NumRedelivered != 0 {
+		t.Fatalf("after restart the command is still unacknowledged: ack pending %d, pending %d, redelivered %d",
+			info.NumAckPending, info.NumPending, info.NumRedelivered)
+	}
+	got := outcomes(t, r2.read(t, cfg.Commands.ResultsTopic).waitN(t, "outcomes", 1))
+	if got[ids[0]].Status != domain.OutcomeAccepted {
+		t.Fatalf("in-flight command: %+v", got)
+	}
+}
