@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestTour is the README's two-minute tour, typed as a user would: serve,
@@ -108,5 +109,64 @@ func TestConfigValidate(t *testing.T) {
 	// serve refuses the same way, before opening anything
 	if _, errOut2, code := run(t, "", "serve", "--config", bad); code != 2 || !strings.Contains(errOut2, "commands.topik") {
 		t.Errorf("serve on an invalid configuration: code %d\n%s", code, errOut2)
+	}
+}
+
+// TestDeadLetterCommands: the operator's round trip on the poison queue, as
+// typed: list, show, a dry run, purge after asking.
+func TestDeadLetterCommands(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, freePort(t))
+	p := startServe(t, cfg)
+	if _, errOut, code := run(t, "", "send", "--config", cfg, "--raw", "not a command", "--raw", `{"type":"Teleport","id":"x"}`); code != 0 {
+		t.Fatalf("send --raw: %d %s", code, errOut)
+	}
+	var list []map[string]any
+	for deadline := time.Now().Add(30 * time.Second); len(list) < 2 && time.Now().Before(deadline); {
+		out, errOut, code := run(t, "", "dlq", "list", "--config", cfg)
+		if code != 0 {
+			t.Fatalf("dlq list: %d %s", code, errOut)
+		}
+		list = jsonLines[map[string]any](t, out)
+	}
+	if len(list) != 2 {
+		t.Fatalf("dlq list: %v", list)
+	}
+	var garbage string
+	for _, d := range list {
+		if d["kind"] != "command" || d["errorClass"] != "permanent" || d["origin"] != "slot-commands" || d["attempts"] != 1.0 || d["replays"] != 0.0 {
+			t.Errorf("dead letter %v", d)
+		}
+		if strings.Contains(d["reason"].(string), "not valid JSON") {
+			garbage = d["id"].(string)
+		}
+	}
+	show, _, code := run(t, "", "dlq", "show", "--config", cfg, garbage)
+	if code != 0 || !strings.Contains(show, `"payload": "not a command"`) {
+		t.Fatalf("dlq show: %d\n%s", code, show)
+	}
+	out, errOut, code := run(t, "", "replay", "--config", cfg, "--dry-run")
+	if code != 0 || strings.Count(out, `"action":"would-replay"`) != 2 || !strings.Contains(errOut, "would replay 2, skipped 0, failed 0") {
+		t.Fatalf("replay --dry-run: %d\n%s\n%s", code, out, errOut)
+	}
+	if _, errOut, code = run(t, "n\n", "dlq", "purge", "--config", cfg, "--id", garbage); code != 1 || !strings.Contains(errOut, "remove 1 dead letters for good? [y/N]") {
+		t.Fatalf("purge answered no: %d %s", code, errOut)
+	}
+	if out, _, code = run(t, "", "dlq", "purge", "--config", cfg, "--reason", "unknown command type", "--yes"); code != 0 || strings.TrimSpace(out) != "removed 1 dead letters" {
+		t.Fatalf("purge --yes: %d %q", code, out)
+	}
+	out, _, _ = run(t, "", "dlq", "list", "--config", cfg, "--no-sync")
+	if left := jsonLines[map[string]any](t, out); len(left) != 1 || left[0]["id"] != garbage {
+		t.Fatalf("after purge: %v", left)
+	}
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Run anywhere else, dlq refuses instead of creating a stray store.
+	elsewhere := filepath.Join(t.TempDir(), "other.yaml")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(elsewhere, []byte(strings.Replace(string(b), filepath.Join(dir, "data"), filepath.Join(t.TempDir(), "nowhere"), 1)), 0o644)
+	if _, errOut, code := run(t, "", "dlq", "list", "--config", elsewhere); code != 1 || !strings.Contains(errOut, "no emitd store in dataDir") {
+		t.Fatalf("dlq list without a store: %d %s", code, errOut)
 	}
 }
