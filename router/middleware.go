@@ -60,12 +60,22 @@ func (p RetryPolicy) delay(n int) time.Duration {
 // nothing: the error goes back to the router, the message is nacked and the
 // broker redelivers it to the next instance.
 type PoisonQueue struct {
-	Publisher    message.Publisher
-	Topic        string
-	Instance     string
-	ShuttingDown func() bool
-	Stats        *Stats
-	Logger       watermill.LoggerAdapter
+	Publisher message.Publisher
+	Topic     string
+	Instance  string
+	Stopping  <-chan struct{} // closed when the daemon starts shutting down
+	Stats     *Stats
+	Logger    watermill.LoggerAdapter
+}
+
+// closed reports whether ch is closed (nil never is).
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // Middleware implements message.HandlerMiddleware.
@@ -77,7 +87,7 @@ func (pq PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if err == nil {
 			return out, nil
 		}
-		if pq.ShuttingDown() {
+		if closed(pq.Stopping) {
 			return nil, err
 		}
 		class := Classify(err)
@@ -128,10 +138,10 @@ func (pq PoisonQueue) publish(msg *message.Message, class Class, reason string, 
 // backoff and jitter, until it succeeds, the failure turns permanent, the
 // bound (count or time) is reached, or the daemon shuts down.
 type Retry struct {
-	Policy       RetryPolicy
-	ShuttingDown func() bool
-	Stats        *Stats
-	Logger       watermill.LoggerAdapter
+	Policy   RetryPolicy
+	Stopping <-chan struct{} // closed when the daemon starts shutting down
+	Stats    *Stats
+	Logger   watermill.LoggerAdapter
 }
 
 // Middleware implements message.HandlerMiddleware.
@@ -155,7 +165,7 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			}
 			f.last = now
 			wait := r.Policy.delay(f.attempts)
-			if Classify(err) == Permanent || r.ShuttingDown() || f.attempts > r.Policy.MaxRetries ||
+			if Classify(err) == Permanent || closed(r.Stopping) || f.attempts > r.Policy.MaxRetries ||
 				now.Add(wait+r.Policy.AttemptTimeout).Sub(f.start) > r.Policy.MaxElapsed {
 				return nil, err
 			}
@@ -165,6 +175,9 @@ func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
+			case <-r.Stopping: // no new attempt once the daemon stops: leave it for redelivery
+				t.Stop()
+				return nil, err
 			case <-baseCtx.Done():
 				t.Stop()
 				return nil, err

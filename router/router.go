@@ -14,9 +14,9 @@ type Config struct {
 	Instance       string
 	HandlerTimeout time.Duration
 	Retry          RetryPolicy
-	// ShuttingDown reports that the daemon is stopping: failures then leave
-	// the message for redelivery instead of dead-lettering it.
-	ShuttingDown func() bool
+	// Stopping is closed when the daemon starts stopping: retries end and
+	// failures leave the message for redelivery instead of dead-lettering it.
+	Stopping <-chan struct{}
 }
 
 // New builds the Watermill router that consumes commands. Middleware,
@@ -28,13 +28,14 @@ func New(cfg Config, sub message.Subscriber, dlq message.Publisher, h *Handler, 
 		return nil, err
 	}
 	pq := PoisonQueue{Publisher: dlq, Topic: cfg.DLQTopic, Instance: cfg.Instance,
-		ShuttingDown: cfg.ShuttingDown, Stats: h.Stats, Logger: logger}
+		Stopping: cfg.Stopping, Stats: h.Stats, Logger: logger}
 	policy := cfg.Retry
 	policy.AttemptTimeout = cfg.HandlerTimeout
-	retry := Retry{Policy: policy, ShuttingDown: cfg.ShuttingDown, Stats: h.Stats, Logger: logger}
+	retry := Retry{Policy: policy, Stopping: cfg.Stopping, Stats: h.Stats, Logger: logger}
 	r.AddMiddleware(pq.Middleware, retry.Middleware, Recover, Timeout(cfg.HandlerTimeout))
-	// In flight at close: at most the retry wait under way plus one attempt.
-	graceful := &GracefulSubscriber{Subscriber: sub, Timeout: cfg.Retry.MaxInterval + cfg.HandlerTimeout + time.Second}
+	// In flight at close: at most the attempt under way (a retry wait ends
+	// at once, see Retry).
+	graceful := &GracefulSubscriber{Subscriber: sub, Timeout: cfg.HandlerTimeout + time.Second}
 	r.AddConsumerHandler("slot-commands", cfg.CommandTopic, graceful, h.Handle)
 	return r, nil
 }

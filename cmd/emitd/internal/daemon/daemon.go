@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -34,7 +33,7 @@ type Daemon struct {
 	relay    *publisher.Relay
 	router   *message.Router
 	stats    *router.Stats
-	closing  atomic.Bool
+	stopping chan struct{} // closed when Run starts stopping
 
 	// Now is the clock the aggregate is given (tests move it).
 	Now func() time.Time
@@ -63,7 +62,8 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	for _, opt := range opts {
 		opt(&o)
 	}
-	d := &Daemon{cfg: cfg, logger: logger, stats: &router.Stats{}, Now: func() time.Time { return time.Now().UTC() }}
+	d := &Daemon{cfg: cfg, logger: logger, stats: &router.Stats{}, stopping: make(chan struct{}),
+		Now: func() time.Time { return time.Now().UTC() }}
 	started := false
 	defer func() {
 		if !started {
@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 		HandlerTimeout: cfg.Router.HandlerTimeout,
 		Retry: router.RetryPolicy{MaxRetries: *cfg.Router.Retry.MaxRetries, InitialInterval: cfg.Router.Retry.InitialInterval,
 			MaxInterval: cfg.Router.Retry.MaxInterval, MaxElapsed: cfg.Router.Retry.MaxElapsed},
-		ShuttingDown: d.closing.Load,
+		Stopping: d.stopping,
 	}, sub, d.commands.Publisher(), h, logger)
 	if err != nil {
 		return nil, err
@@ -169,7 +169,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	d.logger.Info("emitd stopping: finishing in-flight commands", nil)
-	d.closing.Store(true)
+	close(d.stopping)
 	if err := d.router.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close router: %w", err))
 	}
