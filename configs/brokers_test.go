@@ -96,7 +96,7 @@ func TestBrokerProblemsNameTheField(t *testing.T) {
 			"commands.dlqTopic", "not a valid SQS queue name"},
 		{"sqs visibility shorter than the retry budget", "aws.yaml",
 			[]string{"visibilityTimeout: 30s", "visibilityTimeout: 20s"},
-			"router.retry.maxElapsed", "is not below 20s (brokers.sqs.visibilityTimeout)"},
+			"router.retry.maxElapsed", "below 20s (brokers.sqs.visibilityTimeout)"},
 		{"sqs long poll over 20s", "aws.yaml",
 			[]string{"receiveWaitTime: 20s", "receiveWaitTime: 30s"},
 			"brokers.sqs.receiveWaitTime", "between 1s and 20s"},

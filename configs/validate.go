@@ -133,9 +133,12 @@ func (c *Config) Validate() Problems {
 	} else if r.Retry.MaxElapsed < r.HandlerTimeout {
 		add("router.retry.maxElapsed", "%s is shorter than one attempt (router.handlerTimeout %s)", r.Retry.MaxElapsed, r.HandlerTimeout)
 	}
-	if deadline, what := c.redeliveryDeadline(); deadline > 0 && r.Retry.MaxElapsed >= deadline {
-		add("router.retry.maxElapsed", "%s is not below %s (%s): the broker would hand the command to another consumer while it is still retried here",
-			r.Retry.MaxElapsed, deadline, what)
+	// The margin covers what happens outside the retry budget: the dead-letter
+	// publish, the ack, and the wait for the message before the first attempt.
+	const margin = 5 * time.Second
+	if deadline, what := c.redeliveryDeadline(); deadline > 0 && r.Retry.MaxElapsed > deadline-margin {
+		add("router.retry.maxElapsed", "%s must stay at least %s below %s (%s): the broker would hand the command to another consumer while it is still retried here",
+			r.Retry.MaxElapsed, margin, deadline, what)
 	}
 	if r.Retry.MaxInterval < r.Retry.InitialInterval {
 		add("router.retry.maxInterval", "must be at least initialInterval (%s)", r.Retry.InitialInterval)

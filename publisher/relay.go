@@ -141,8 +141,10 @@ func (r *Relay) drain(ctx context.Context) (pending bool, err error) {
 
 // publishBatch publishes one batch, one Publish call per bus, in BusOrder.
 // If a bus leaves an envelope pending, nothing committed after it goes to any
-// bus in this round, which keeps commit order on every bus and keeps each
-// analytics copy behind its domain event.
+// other bus in this round, which keeps each analytics copy behind its domain
+// event. On the bus itself, envelopes after the pending one may already have
+// gone out in the same call (EventBridge resends only failed entries), so a
+// partial failure can reorder a bus that keeps no order anyway.
 func (r *Relay) publishBatch(ctx context.Context, recs []OutboxRecord) (pending bool, err error) {
 	type group struct {
 		bus  string

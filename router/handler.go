@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +52,7 @@ func (h *Handler) Handle(msg *message.Message) error {
 		return fmt.Errorf("look up command %s: %w", cmd.ID, err)
 	} else if done {
 		h.Stats.duplicate()
-		return h.publishOutcome(prev)
+		return h.publishOutcome(ctx, prev)
 	}
 
 	now := h.Now()
@@ -88,7 +89,7 @@ func (h *Handler) Handle(msg *message.Message) error {
 			return lerr
 		}
 		h.Stats.duplicate()
-		return h.publishOutcome(prev)
+		return h.publishOutcome(ctx, prev)
 	case err != nil:
 		return fmt.Errorf("commit %s %s: %w", cmd.Type, cmd.ID, err)
 	}
@@ -101,12 +102,12 @@ func (h *Handler) Handle(msg *message.Message) error {
 	} else {
 		h.Stats.accepted()
 	}
-	return h.publishOutcome(outcome)
+	return h.publishOutcome(ctx, outcome)
 }
 
 // publishOutcome sends the outcome to the results topic. If that fails the
 // command is retried; being processed already, it only re-sends the outcome.
-func (h *Handler) publishOutcome(o domain.Outcome) error {
+func (h *Handler) publishOutcome(ctx context.Context, o domain.Outcome) error {
 	payload, err := json.Marshal(o)
 	if err != nil {
 		return err
@@ -114,6 +115,7 @@ func (h *Handler) publishOutcome(o domain.Outcome) error {
 	// A fresh message id: a redelivered command is answered again, and a
 	// broker that drops repeated message ids (JetStream) must not swallow it.
 	msg := message.NewMessage(uuid.NewString(), payload)
+	msg.SetContext(ctx) // bounded by the attempt's timeout, for publishers that honour it
 	msg.Metadata.Set(publisher.MetaCorrelationID, o.CorrelationID)
 	if err := h.Results.Publish(h.ResultsTopic, msg); err != nil {
 		return fmt.Errorf("publish outcome of %s: %w", o.CommandID, err)

@@ -23,7 +23,10 @@ type Config struct {
 // outermost first: poison queue → retry → recover → timeout → handler.
 // (Correlation ids are settled in the handler, where the command is decoded.)
 func New(cfg Config, sub message.Subscriber, dlq message.Publisher, h *Handler, logger watermill.LoggerAdapter) (*message.Router, error) {
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, logger)
+	// In flight at close: at most the attempt under way (a retry wait ends
+	// at once, see Retry), then the time for its ack to leave.
+	graceful := &GracefulSubscriber{Subscriber: sub, Timeout: cfg.HandlerTimeout + time.Second, AckSettle: DefaultAckSettle}
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: graceful.Timeout + graceful.AckSettle + 5*time.Second}, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -33,9 +36,6 @@ func New(cfg Config, sub message.Subscriber, dlq message.Publisher, h *Handler, 
 	policy.AttemptTimeout = cfg.HandlerTimeout
 	retry := Retry{Policy: policy, Stopping: cfg.Stopping, Stats: h.Stats, Logger: logger}
 	r.AddMiddleware(pq.Middleware, retry.Middleware, Recover, Timeout(cfg.HandlerTimeout))
-	// In flight at close: at most the attempt under way (a retry wait ends
-	// at once, see Retry).
-	graceful := &GracefulSubscriber{Subscriber: sub, Timeout: cfg.HandlerTimeout + time.Second}
 	r.AddConsumerHandler("slot-commands", cfg.CommandTopic, graceful, h.Handle)
 	return r, nil
 }

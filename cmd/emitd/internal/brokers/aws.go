@@ -79,6 +79,10 @@ type sqsReader struct {
 }
 
 func (r sqsReader) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if r.cfg.Commands.Broker == configs.BrokerSQS && sameQueue(topic, r.cfg.Commands.DLQTopic) {
+		return nil, fmt.Errorf("%w. Queue %q (commands.dlqTopic) holds the poison queue: read it with `emitd dlq list`, "+
+			"which keeps every dead letter", ErrSQSCommandsQueue, topic)
+	}
 	if r.cfg.Commands.Broker == configs.BrokerSQS && sameQueue(topic, r.cfg.Commands.Topic) {
 		return nil, fmt.Errorf("%w. Queue %q (commands.topic) belongs to the daemon: see its outcomes with `emitd tail --results`, "+
 			"or its depth with `aws sqs get-queue-attributes --attribute-names ApproximateNumberOfMessages`", ErrSQSCommandsQueue, topic)
