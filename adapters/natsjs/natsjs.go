@@ -251,14 +251,27 @@ func ensureStream(ctx context.Context, js nats.JetStreamManager, cfg Config, top
 	if cfg.MaxAge > 0 {
 		sc.MaxAge = cfg.MaxAge
 	}
-	if _, err := js.AddStream(sc, nats.Context(ctx)); err != nil {
+	for attempt := 1; ; attempt++ {
+		if _, err = js.AddStream(sc, nats.Context(ctx)); err == nil {
+			return nil
+		}
 		// Someone else may have created it meanwhile.
 		if _, err2 := js.StreamInfo(name, nats.Context(ctx)); err2 == nil {
 			return nil
 		}
-		return fmt.Errorf("natsjs: create stream %s for %q: %w", name, topic, err)
+		// The server answers "error creating store for stream" when its file
+		// store fails for a moment (seen under heavy parallel load); that is
+		// worth two more tries before start-up fails.
+		if attempt == 3 || !strings.Contains(err.Error(), "error creating store") {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("natsjs: create stream %s for %q: %w", name, topic, ctx.Err())
+		}
 	}
-	return nil
+	return fmt.Errorf("natsjs: create stream %s for %q: %w", name, topic, err)
 }
 
 // ---- publisher --------------------------------------------------------------

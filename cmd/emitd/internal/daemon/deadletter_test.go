@@ -79,7 +79,7 @@ var setups = map[string]func(t *testing.T) *setup{
 		// A nacked SQS message comes back when its visibility ends: keep it short.
 		cfg.Router.HandlerTimeout = time.Second
 		cfg.Router.Retry.MaxElapsed = 4 * time.Second
-		cfg.Brokers.SQS.VisibilityTimeout = 5 * time.Second
+		cfg.Brokers.SQS.VisibilityTimeout = 9 * time.Second // maxElapsed + the 5s margin
 		cfg.Brokers.SQS.ReceiveWaitTime = time.Second
 		return &setup{name: "sqs", cfg: cfg, eb: eb}
 	},
