@@ -13,7 +13,7 @@ type Outcome struct {
 	CommandID     string      `json:"commandId"`
 	CorrelationID string      `json:"correlationId"`
 	Type          CommandType `json:"type"`
-	Status        string      `json:"status"` // OutcomeAccepted or OutcomeRejected
+	Status        string      `json:"status"` // OutcomeAccepted, OutcomeRejected or OutcomeDeadLettered
 	EventIDs      []string    `json:"eventIds,omitempty"`
 	Reason        string      `json:"reason,omitempty"`
 	At            time.Time   `json:"at"`
@@ -23,6 +23,9 @@ type Outcome struct {
 const (
 	OutcomeAccepted = "accepted"
 	OutcomeRejected = "rejected"
+	// OutcomeDeadLettered: the command could not be processed and went to
+	// the poison queue (Reason says why); an operator may replay it.
+	OutcomeDeadLettered = "dead-lettered"
 )
 
 // Commit is everything one command changes, written in one transaction: the

@@ -122,3 +122,28 @@ func (h *Handler) publishOutcome(ctx context.Context, o domain.Outcome) error {
 	}
 	return nil
 }
+
+// DeadLettered answers the sender of a command that went to the poison
+// queue, so that every command gets an outcome. The bytes may not be a
+// command at all: the ids are taken where they can be found, else the
+// message id stands for the command id. A failure here is only logged: the
+// dead letter itself is safe in the poison queue.
+func (h *Handler) DeadLettered(msg *message.Message, reason string) {
+	var ids struct {
+		Type          domain.CommandType `json:"type"`
+		ID            string             `json:"id"`
+		CorrelationID string             `json:"correlationId"`
+	}
+	_ = json.Unmarshal(msg.Payload, &ids) // best effort: garbage keeps the zero values
+	o := domain.Outcome{CommandID: ids.ID, CorrelationID: ids.CorrelationID, Type: ids.Type,
+		Status: domain.OutcomeDeadLettered, Reason: reason, At: h.Now()}
+	if o.CommandID == "" {
+		o.CommandID = msg.UUID
+	}
+	if o.CorrelationID == "" {
+		o.CorrelationID = msg.Metadata.Get(publisher.MetaCorrelationID)
+	}
+	if err := h.publishOutcome(context.WithoutCancel(msg.Context()), o); err != nil {
+		h.Logger.Error("could not answer a dead-lettered command", err, watermill.LogFields{"command_id": o.CommandID})
+	}
+}

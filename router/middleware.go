@@ -66,6 +66,9 @@ type PoisonQueue struct {
 	Stopping  <-chan struct{} // closed when the daemon starts shutting down
 	Stats     *Stats
 	Logger    watermill.LoggerAdapter
+	// OnDeadLetter, if set, is told about each message once it is in the
+	// poison queue (the handler answers the sender with it).
+	OnDeadLetter func(msg *message.Message, reason string)
 }
 
 // closed reports whether ch is closed (nil never is).
@@ -100,6 +103,9 @@ func (pq PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			return nil, fmt.Errorf("poison queue %q unreachable (%v); message left for redelivery: %w", pq.Topic, perr, err)
 		}
 		pq.Stats.deadLettered(ReasonCode(err))
+		if pq.OnDeadLetter != nil {
+			pq.OnDeadLetter(msg, reason)
+		}
 		pq.Logger.Error("command dead-lettered", err, watermill.LogFields{
 			"message_uuid": msg.UUID, "class": class, "dlq_topic": pq.Topic})
 		return nil, nil

@@ -31,7 +31,7 @@ func New(cfg Config, sub message.Subscriber, dlq message.Publisher, h *Handler, 
 		return nil, err
 	}
 	pq := PoisonQueue{Publisher: dlq, Topic: cfg.DLQTopic, Instance: cfg.Instance,
-		Stopping: cfg.Stopping, Stats: h.Stats, Logger: logger}
+		Stopping: cfg.Stopping, Stats: h.Stats, Logger: logger, OnDeadLetter: h.DeadLettered}
 	policy := cfg.Retry
 	policy.AttemptTimeout = cfg.HandlerTimeout
 	retry := Retry{Policy: policy, Stopping: cfg.Stopping, Stats: h.Stats, Logger: logger}

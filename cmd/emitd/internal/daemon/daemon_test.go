@@ -176,10 +176,23 @@ func TestPoisonQueue(t *testing.T) {
 			t.Errorf("payload %q: poison context %v", m.Payload, m.Metadata)
 		}
 	}
-	got := outcomes(t, results.waitN(t, "outcomes", len(valid)))
+	got := outcomes(t, results.waitN(t, "outcomes", len(valid)+len(poison)))
 	for _, id := range valid {
 		if got[id].Status != domain.OutcomeAccepted {
 			t.Errorf("valid command %s beside poison: outcome %+v", id, got[id])
+		}
+	}
+	// The senders of the poison hear of it too, each under its command id
+	// (or, for bytes that are not a command, its message id).
+	for _, m := range dead {
+		var cmd struct{ ID string }
+		_ = json.Unmarshal(m.Payload, &cmd)
+		id := cmd.ID
+		if id == "" {
+			id = m.UUID
+		}
+		if o := got[id]; o.Status != domain.OutcomeDeadLettered || o.Reason != m.Metadata.Get(publisher.DLQReason) {
+			t.Errorf("poison %q: outcome %+v, want dead-lettered with the DLQ reason", m.Payload, o)
 		}
 	}
 }
