@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/google/uuid"
 
+	"github.com/emitd/emitd/adapters/awstest"
 	"github.com/emitd/emitd/adapters/eventbridge"
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
 	"github.com/emitd/emitd/adapters/natsjs"
@@ -192,10 +193,7 @@ func TestRelayPublishesInCommitOrderAcrossBusOutage(t *testing.T) {
 // the event dead letters with its exact bytes and the error; the events
 // after it still reach the bus. A throttled one is retried, not dead-lettered.
 func TestRelayDeadLettersRefusedEnvelopeAndFlowsOn(t *testing.T) {
-	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-		"AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"} {
-		t.Setenv(k, v)
-	}
+	awstest.SetEnv(t, nil)
 	srv := ebtest.New(ebtest.Options{Buses: []string{"reservation", "analytics"}, RejectUnknownBus: true})
 	t.Cleanup(srv.Close)
 	pub, err := eventbridge.NewPublisher(context.Background(), eventbridge.Config{Endpoint: srv.URL,

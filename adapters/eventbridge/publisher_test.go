@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/emitd/emitd/adapters/awstest"
 	"github.com/emitd/emitd/adapters/eventbridge"
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
 	"github.com/emitd/emitd/domain"
@@ -23,18 +23,7 @@ const bus = "reservation"
 
 // awsEnv gives the SDK's default chain static credentials and a region, and
 // hides any AWS files or endpoint settings of the machine.
-func awsEnv(tb testing.TB) {
-	tb.Setenv("AWS_ACCESS_KEY_ID", "test")
-	tb.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	tb.Setenv("AWS_SESSION_TOKEN", "")
-	tb.Setenv("AWS_REGION", "us-east-1")
-	tb.Setenv("AWS_PROFILE", "")
-	tb.Setenv("AWS_ENDPOINT_URL", "")
-	tb.Setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", "")
-	tb.Setenv("AWS_CONFIG_FILE", filepath.Join(tb.TempDir(), "none"))
-	tb.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(tb.TempDir(), "none"))
-	tb.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-}
+func awsEnv(tb testing.TB) { awstest.SetEnv(tb, nil) }
 
 func setup(tb testing.TB, opts ebtest.Options, cfg eventbridge.Config) (*ebtest.Server, *eventbridge.Publisher) {
 	tb.Helper()

@@ -388,15 +388,10 @@ func TestFIFOGroupPerSlot(t *testing.T) {
 // honoured: AWS_ENDPOINT_URL_SQS, AWS_REGION, the credential chain.
 func TestStandardEnvironment(t *testing.T) {
 	endpoint := awstest.StartFauxqs(t)
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // the SQS-specific one wins
-	t.Setenv("AWS_ENDPOINT_URL_SQS", endpoint)
+	awstest.SetEnv(t, map[string]string{
+		"AWS_ENDPOINT_URL":     "http://127.0.0.1:1", // the SQS-specific one wins
+		"AWS_ENDPOINT_URL_SQS": endpoint,
+	})
 
 	pub, sub := newPubSub(t, sqs.Config{CreateIfMissing: true, ReceiveWaitTime: time.Second})
 	msg := envelopeMsg(t, "s", 0)

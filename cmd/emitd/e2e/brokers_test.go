@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +32,12 @@ func TestKafka(t *testing.T) {
 // awsEnv points every AWS client of the emitd processes at the local
 // emulators through the SDK's standard environment only (the shipped files
 // name no endpoint), with throwaway credentials and no shared config files.
-func awsEnv(t *testing.T, sqsSNS, eventBridge string) []string {
-	none := filepath.Join(t.TempDir(), "none")
-	env := []string{
-		"AWS_REGION=" + awstest.Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
-		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=",
-		"AWS_CONFIG_FILE=" + none, "AWS_SHARED_CREDENTIALS_FILE=" + none, "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_SQS=" + sqsSNS, "AWS_ENDPOINT_URL_SNS=" + sqsSNS,
-	}
+func awsEnv(sqsSNS, eventBridge string) []string {
+	endpoints := map[string]string{"AWS_ENDPOINT_URL_SQS": sqsSNS, "AWS_ENDPOINT_URL_SNS": sqsSNS}
 	if eventBridge != "" {
-		env = append(env, "AWS_ENDPOINT_URL_EVENTBRIDGE="+eventBridge)
+		endpoints["AWS_ENDPOINT_URL_EVENTBRIDGE"] = eventBridge
 	}
-	return env
+	return awstest.Env(endpoints)
 }
 
 // ebEvents reads what the EventBridge test server accepted for bus, in
@@ -80,7 +73,7 @@ func TestAWS(t *testing.T) {
 	endpoint := awstest.StartFauxqs(t)
 	eb := ebtest.New(ebtest.Options{Buses: []string{"reservation", "analytics"}})
 	t.Cleanup(eb.Close)
-	env := awsEnv(t, endpoint, eb.URL)
+	env := awsEnv(endpoint, eb.URL)
 
 	// A bus that does not exist stops the daemon at start, by name: EventBridge
 	// would take its events and drop them.
@@ -111,7 +104,7 @@ func TestAWS(t *testing.T) {
 func TestSNSSQS(t *testing.T) {
 	t.Parallel()
 	endpoint := awstest.StartFauxqs(t)
-	s := newSetup(t, "sns-sqs.yaml", awsEnv(t, endpoint, ""))
+	s := newSetup(t, "sns-sqs.yaml", awsEnv(endpoint, ""))
 	d := s.serve()
 	results := s.tail("", "--consume")
 	dom := s.tail("reservation")

@@ -69,13 +69,7 @@ var setups = map[string]func(t *testing.T) *setup{
 		endpoint := awstest.StartFauxqs(t)
 		eb := ebtest.New(ebtest.Options{Buses: []string{"reservation", "analytics"}, RejectUnknownBus: true})
 		t.Cleanup(eb.Close)
-		none := filepath.Join(t.TempDir(), "none")
-		for k, v := range map[string]string{"AWS_REGION": awstest.Region, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-			"AWS_SESSION_TOKEN": "", "AWS_PROFILE": "", "AWS_ENDPOINT_URL": "", "AWS_CONFIG_FILE": none,
-			"AWS_SHARED_CREDENTIALS_FILE": none, "AWS_EC2_METADATA_DISABLED": "true",
-			"AWS_ENDPOINT_URL_SQS": endpoint, "AWS_ENDPOINT_URL_EVENTBRIDGE": eb.URL} {
-			t.Setenv(k, v)
-		}
+		awstest.SetEnv(t, map[string]string{"AWS_ENDPOINT_URL_SQS": endpoint, "AWS_ENDPOINT_URL_EVENTBRIDGE": eb.URL})
 		cfg := loadShipped(t, "aws.yaml")
 		// A nacked SQS message comes back when its visibility ends: keep it short.
 		cfg.Router.HandlerTimeout = time.Second
