@@ -40,6 +40,9 @@ type CommandsConfig struct {
 	Group        string `yaml:"group"`
 	DLQTopic     string `yaml:"dlqTopic"`
 	ResultsTopic string `yaml:"resultsTopic"`
+	// MaxBytes is the largest command accepted, checked before anything
+	// reads it: a larger message is dead-lettered at once. Default 256 KiB.
+	MaxBytes int `yaml:"maxBytes"`
 }
 
 // EventsConfig says where envelopes go.
@@ -56,6 +59,11 @@ type EventsConfig struct {
 // StoreConfig chooses the state store. sqlite keeps one file under dataDir.
 type StoreConfig struct {
 	Driver string `yaml:"driver"`
+	// Synchronous (sqlite): "full" (default) syncs every commit to disk, so
+	// that a command acknowledged to its broker survives a power loss;
+	// "normal" is faster, and a power loss can roll back the last commits,
+	// whose commands were acknowledged and are then never processed.
+	Synchronous string `yaml:"synchronous"`
 }
 
 // BrokersConfig holds one optional section per broker; a section for a broker
@@ -193,10 +201,17 @@ type AMQPConfig struct {
 	Prefetch int `yaml:"prefetch"`
 }
 
-// RouterConfig bounds the command handler.
+// RouterConfig bounds the command pipeline.
 type RouterConfig struct {
+	// HandlerTimeout bounds one attempt at one batch of commands.
 	HandlerTimeout time.Duration `yaml:"handlerTimeout"`
-	Retry          RetryConfig   `yaml:"retry"`
+	// BatchSize bounds the commands decided and committed in one store
+	// transaction. Default 256.
+	BatchSize int `yaml:"batchSize"`
+	// MaxInFlight bounds the commands taken from the broker and not yet
+	// acknowledged. Default 1024.
+	MaxInFlight int         `yaml:"maxInFlight"`
+	Retry       RetryConfig `yaml:"retry"`
 }
 
 // RetryConfig bounds retries of transient failures, by count and by time.

@@ -22,6 +22,12 @@ func (c *Config) applyDefaults() {
 	if c.Store.Driver == "" {
 		c.Store.Driver = "sqlite"
 	}
+	if c.Store.Synchronous == "" && c.Store.Driver == "sqlite" {
+		c.Store.Synchronous = "full"
+	}
+	if c.Commands.MaxBytes == 0 {
+		c.Commands.MaxBytes = DefaultMaxCommandBytes
+	}
 	if e := c.Brokers.Embedded; e != nil {
 		if e.Host == "" {
 			e.Host = "127.0.0.1"
@@ -39,6 +45,12 @@ func (c *Config) applyDefaults() {
 	r := &c.Router
 	if r.HandlerTimeout == 0 {
 		r.HandlerTimeout = 5 * time.Second
+	}
+	if r.BatchSize == 0 {
+		r.BatchSize = 256
+	}
+	if r.MaxInFlight == 0 {
+		r.MaxInFlight = max(1024, 2*r.BatchSize)
 	}
 	if r.Retry.MaxRetries == nil {
 		five := 5
@@ -63,6 +75,9 @@ func (c *Config) applyDefaults() {
 		c.Relay.MaxBackoff = 5 * time.Second
 	}
 }
+
+// DefaultMaxCommandBytes is commands.maxBytes when it is not set.
+const DefaultMaxCommandBytes = 256 << 10
 
 // DefaultEmbeddedPort is where the embedded NATS server listens: not NATS's
 // standard 4222, which a real NATS server (or other software) often holds.
@@ -112,6 +127,14 @@ func (c *Config) Validate() Problems {
 	}
 
 	oneOf("store.driver", c.Store.Driver, storeDrivers)
+	if c.Store.Driver == "sqlite" {
+		oneOf("store.synchronous", c.Store.Synchronous, []string{"full", "normal"})
+	} else if c.Store.Synchronous != "" {
+		add("store.synchronous", "only applies to store.driver sqlite")
+	}
+	if m := c.Commands.MaxBytes; m < 1 || m > 64<<20 {
+		add("commands.maxBytes", "must be between 1 and 67108864 (64 MiB), got %d", m)
+	}
 
 	for _, e := range c.Metadata.Validate() {
 		msg := e.Error()
@@ -142,6 +165,12 @@ func (c *Config) Validate() Problems {
 	}
 	if r.Retry.MaxInterval < r.Retry.InitialInterval {
 		add("router.retry.maxInterval", "must be at least initialInterval (%s)", r.Retry.InitialInterval)
+	}
+	if r.BatchSize < 1 || r.BatchSize > 10000 {
+		add("router.batchSize", "must be between 1 and 10000, got %d", r.BatchSize)
+	}
+	if r.MaxInFlight < r.BatchSize || r.MaxInFlight > 100000 {
+		add("router.maxInFlight", "must be between router.batchSize (%d) and 100000, got %d", r.BatchSize, r.MaxInFlight)
 	}
 	if c.Relay.BatchSize < 1 || c.Relay.BatchSize > 10000 {
 		add("relay.batchSize", "must be between 1 and 10000, got %d", c.Relay.BatchSize)

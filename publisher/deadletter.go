@@ -45,6 +45,8 @@ func Digest(payload []byte) string {
 const (
 	KindCommand = "command"
 	KindEvent   = "event"
+	// KindOutcome: an outcome the results topic refused for good.
+	KindOutcome = "outcome"
 )
 
 // DeadLetter is one message that could not be processed (a command) or
@@ -90,14 +92,27 @@ func (f DeadLetterFilter) Matches(d DeadLetter) bool {
 	return true
 }
 
+// DeadLetterKey identifies a dead letter: its message id and its payload's
+// digest. The id alone does not: two different messages may carry the same
+// id (a sender that reuses ids, a broker's id for a foreign message), and
+// both must be kept.
+type DeadLetterKey struct {
+	ID     string
+	Digest string
+}
+
+// Key is the dead letter's key.
+func (d DeadLetter) Key() DeadLetterKey { return DeadLetterKey{ID: d.ID, Digest: d.Digest} }
+
 // DeadLetterStore keeps the dead letters that operations work on.
 type DeadLetterStore interface {
-	// AddDeadLetters stores dead letters; one with a known ID is left as it is.
+	// AddDeadLetters stores dead letters; one whose key is stored already
+	// is left as it is (the same message dead-lettered twice is kept once).
 	AddDeadLetters(ctx context.Context, dls []DeadLetter) error
 	// DeadLetters lists dead letters matching f, oldest first.
 	DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error)
-	// DeleteDeadLetters removes dead letters by id and says how many went.
-	DeleteDeadLetters(ctx context.Context, ids []string) (int, error)
+	// DeleteDeadLetters removes dead letters by key and says how many went.
+	DeleteDeadLetters(ctx context.Context, keys []DeadLetterKey) (int, error)
 }
 
 // CommandDeadLetter turns a message from the command poison queue into a

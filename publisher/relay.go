@@ -4,29 +4,171 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/emitd/emitd/domain"
 )
 
-// Relay publishes committed envelopes from the outbox to their buses, in
-// commit order, and removes them once the bus has them. Delivery is at least
-// once: a crash between publish and MarkSent publishes an envelope again, with
-// the same id, so consumers can drop the repeat.
-type Relay struct {
-	Outbox    Outbox
-	Publisher message.Publisher
-	Policy    *Policy // nil allows everything
-	Logger    watermill.LoggerAdapter
-	// BusOrder lists the buses in the order a batch publishes to them: the
-	// domain bus first, so that every domain event goes out before its
-	// analytics copy even when an earlier round left analytics envelopes
-	// behind. Buses not listed follow, in the order they appear.
-	BusOrder []string
+// Pending is one committed message waiting in an outbox, as the relay
+// publishes it.
+type Pending struct {
+	Seq   int64 // commit order
+	Topic string
+	Msg   *message.Message
+	// Refuse, when set, says why this record must never be published (the
+	// emit policy forbids it): the relay dead-letters it instead.
+	Refuse error
+	rec    any // the feed's own record, for DeadLetter
+}
 
-	BatchSize    int           // envelopes read per store round trip
+// Refusal is a pending record that will never be delivered, and why.
+type Refusal struct {
+	Pending
+	Reason string
+	At     time.Time
+}
+
+// Feed is one outbox as the relay sees it.
+type Feed interface {
+	// Pending returns up to limit records waiting, in commit order.
+	Pending(ctx context.Context, limit int) ([]Pending, error)
+	// MarkSent removes delivered records.
+	MarkSent(ctx context.Context, seqs []int64) error
+	// DeadLetter moves records refused for good to the dead letters.
+	DeadLetter(ctx context.Context, refused []Refusal) error
+}
+
+// EventFeed is the outbox of envelopes: each goes to its bus, if the emit
+// policy allows it there.
+type EventFeed struct {
+	Outbox Outbox
+	Policy *Policy // nil allows everything
+}
+
+// Pending implements Feed.
+func (f EventFeed) Pending(ctx context.Context, limit int) ([]Pending, error) {
+	recs, err := f.Outbox.PendingEnvelopes(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Pending, 0, len(recs))
+	for _, rec := range recs {
+		msg, err := ToMessage(rec.Envelope)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Pending{Seq: rec.Seq, Topic: rec.Envelope.EventBusName, Msg: msg, rec: rec.Envelope,
+			Refuse: f.Policy.Check(rec.Envelope.EventBusName, rec.Envelope.DetailType)})
+	}
+	return out, nil
+}
+
+// MarkSent implements Feed.
+func (f EventFeed) MarkSent(ctx context.Context, seqs []int64) error {
+	return f.Outbox.MarkSent(ctx, seqs)
+}
+
+// DeadLetter implements Feed: the envelopes become event dead letters, in
+// the same transaction that removes them from the outbox.
+func (f EventFeed) DeadLetter(ctx context.Context, refused []Refusal) error {
+	dls := make([]EventDeadLetter, len(refused))
+	for i, r := range refused {
+		dls[i] = EventDeadLetter{Seq: r.Seq, Envelope: r.rec.(domain.Envelope), Reason: r.Reason, At: r.At}
+	}
+	return f.Outbox.DeadLetterEvents(ctx, dls)
+}
+
+// OutcomeFeed is the outbox of outcomes: every one goes to the results
+// topic, on the commands broker.
+type OutcomeFeed struct {
+	Outbox OutcomeOutbox
+	Topic  string
+	// DeadLetters keeps an outcome the broker refuses for good (none should
+	// be: outcomes are small JSON of emitd's own).
+	DeadLetters DeadLetterStore
+}
+
+// Pending implements Feed.
+func (f OutcomeFeed) Pending(ctx context.Context, limit int) ([]Pending, error) {
+	recs, err := f.Outbox.PendingOutcomes(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Pending, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, Pending{Seq: rec.Seq, Topic: f.Topic, Msg: OutcomeMessage(rec), rec: rec})
+	}
+	return out, nil
+}
+
+// OutcomeMessage is the message an outcome is published as: the outcome
+// JSON, with its correlation id in the metadata. Its id was fixed at commit,
+// so a relay that sends it twice sends the same message.
+func OutcomeMessage(rec OutcomeRecord) *message.Message {
+	msg := message.NewMessage(rec.MessageID, rec.Payload)
+	if rec.Outcome.CorrelationID != "" {
+		msg.Metadata.Set(MetaCorrelationID, rec.Outcome.CorrelationID)
+	}
+	return msg
+}
+
+// MarkSent implements Feed.
+func (f OutcomeFeed) MarkSent(ctx context.Context, seqs []int64) error {
+	return f.Outbox.MarkOutcomesSent(ctx, seqs)
+}
+
+// DeadLetter implements Feed: the outcome is kept as a dead letter of kind
+// outcome (replay sends it to the results topic), then leaves the outbox.
+// Adding a dead letter twice keeps one, so a crash in between loses nothing.
+func (f OutcomeFeed) DeadLetter(ctx context.Context, refused []Refusal) error {
+	if f.DeadLetters == nil {
+		return errors.New("no dead-letter store for refused outcomes")
+	}
+	dls := make([]DeadLetter, len(refused))
+	seqs := make([]int64, len(refused))
+	for i, r := range refused {
+		md := map[string]string{}
+		for k, v := range r.Msg.Metadata {
+			md[k] = v
+		}
+		dls[i] = DeadLetter{ID: r.Msg.UUID, Kind: KindOutcome, Origin: f.Topic, Reason: r.Reason, Class: "refused",
+			Attempts: 1, First: r.At, Last: r.At, Digest: Digest(r.Msg.Payload), Payload: r.Msg.Payload, Metadata: md}
+		seqs[i] = r.Seq
+	}
+	if err := f.DeadLetters.AddDeadLetters(ctx, dls); err != nil {
+		return err
+	}
+	return f.Outbox.MarkOutcomesSent(ctx, seqs)
+}
+
+// Relay publishes committed messages from an outbox to their topics, in
+// commit order, and removes them once the broker has them. Delivery is at
+// least once: a crash between publish and MarkSent publishes a message
+// again, with the same id, so consumers can drop the repeat.
+//
+// A failure of one message (too large, refused by its broker for good, or
+// forbidden by the emit policy) dead-letters that message and the rest flow
+// on. A failure of the whole topic or broker (down, a missing topic, no
+// permission, throttling) dead-letters nothing: the messages stay in the
+// outbox, in order, and the relay tries again with backoff, saying so
+// loudly once and again once it is over.
+type Relay struct {
+	Name      string // in log lines: "events" or "outcomes"
+	Feed      Feed
+	Publisher message.Publisher
+	Logger    watermill.LoggerAdapter
+	// TopicOrder lists the topics in the order a batch publishes to them:
+	// for events the domain bus first, so that every domain event goes out
+	// before its analytics copy even when an earlier round left analytics
+	// envelopes behind. Topics not listed follow, in the order they appear.
+	TopicOrder []string
+
+	BatchSize    int           // records read per store round trip
 	PollInterval time.Duration // how often to look without a Notify
 	MaxBackoff   time.Duration // cap of the wait after a failed publish
 
@@ -34,14 +176,19 @@ type Relay struct {
 
 	published    atomic.Int64
 	deadLettered atomic.Int64
+
+	mu        sync.Mutex
+	downSince time.Time // a topic or the store has been failing since
+	downLast  time.Time // last log line about it
+	downCount int
 }
 
 // NewRelay fills in defaults.
-func NewRelay(o Outbox, p message.Publisher, logger watermill.LoggerAdapter) *Relay {
+func NewRelay(name string, f Feed, p message.Publisher, logger watermill.LoggerAdapter) *Relay {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Relay{Outbox: o, Publisher: p, Logger: logger, BatchSize: 256,
+	return &Relay{Name: name, Feed: f, Publisher: p, Logger: logger, BatchSize: 256,
 		PollInterval: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, wake: make(chan struct{}, 1)}
 }
 
@@ -53,7 +200,7 @@ func (r *Relay) Notify() {
 	}
 }
 
-// Published and DeadLettered count envelopes since start.
+// Published and DeadLettered count messages since start.
 func (r *Relay) Published() int64    { return r.published.Load() }
 func (r *Relay) DeadLettered() int64 { return r.deadLettered.Load() }
 
@@ -67,11 +214,9 @@ func (r *Relay) Run(ctx context.Context, flushTimeout time.Duration) error {
 			return r.flush(flushTimeout)
 		case err != nil || pending:
 			backoff = nextBackoff(backoff, r.MaxBackoff)
-			if err != nil {
-				r.Logger.Error("relay: publish failed; envelopes stay in the outbox", err,
-					watermill.LogFields{"retry_in": backoff.String()})
-			}
+			r.failing(err, backoff)
 		default:
+			r.recovered()
 			backoff = 0
 		}
 		wait := r.PollInterval
@@ -82,7 +227,7 @@ func (r *Relay) Run(ctx context.Context, flushTimeout time.Duration) error {
 		select {
 		case <-ctx.Done():
 		case <-r.wake:
-			if backoff > 0 { // a commit does not make a down bus come back
+			if backoff > 0 { // a commit does not make a down broker come back
 				select {
 				case <-t.C:
 				case <-ctx.Done():
@@ -94,7 +239,38 @@ func (r *Relay) Run(ctx context.Context, flushTimeout time.Duration) error {
 	}
 }
 
-// flush drains the outbox at shutdown, retrying a bus that fails for a
+// failing logs a failure of the whole topic or store: at once when it
+// begins, then once a minute with the count, never at every retry.
+func (r *Relay) failing(err error, retryIn time.Duration) {
+	if err == nil {
+		return // only messages left pending: logged as they were
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	r.downCount++
+	if r.downSince.IsZero() {
+		r.downSince = now
+	} else if now.Sub(r.downLast) < time.Minute {
+		return
+	}
+	r.Logger.Error("relay "+r.Name+": publishing fails; messages stay in the outbox, in order, and are tried again", err,
+		watermill.LogFields{"failing_for": now.Sub(r.downSince).Round(time.Second).String(), "attempts": r.downCount, "retry_in": retryIn.String()})
+	r.downLast = now
+}
+
+func (r *Relay) recovered() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.downSince.IsZero() {
+		return
+	}
+	r.Logger.Info("relay "+r.Name+": publishing works again", watermill.LogFields{
+		"failed_for": time.Since(r.downSince).Round(time.Millisecond).String(), "attempts": r.downCount})
+	r.downSince, r.downLast, r.downCount = time.Time{}, time.Time{}, 0
+}
+
+// flush drains the outbox at shutdown, retrying a broker that fails for a
 // moment, for up to timeout. What it cannot deliver stays in the outbox for
 // the next start.
 func (r *Relay) flush(timeout time.Duration) error {
@@ -110,19 +286,19 @@ func (r *Relay) flush(timeout time.Duration) error {
 		select {
 		case <-ctx.Done():
 			if err == nil {
-				err = errors.New("bus kept envelopes pending")
+				err = errors.New("broker kept messages pending")
 			}
-			return fmt.Errorf("relay: flush at shutdown: %w (unsent envelopes stay in the outbox for the next start)", err)
+			return fmt.Errorf("relay %s: flush at shutdown: %w (unsent messages stay in the outbox for the next start)", r.Name, err)
 		case <-time.After(backoff):
 		}
 	}
 }
 
 // drain publishes batches until the outbox is empty. pending reports that
-// some envelopes could not be delivered and wait for a later try.
+// some messages could not be delivered and wait for a later try.
 func (r *Relay) drain(ctx context.Context) (pending bool, err error) {
 	for {
-		recs, err := r.Outbox.PendingEnvelopes(ctx, r.BatchSize)
+		recs, err := r.Feed.Pending(ctx, r.BatchSize)
 		if err != nil {
 			return false, fmt.Errorf("read outbox: %w", err)
 		}
@@ -139,101 +315,97 @@ func (r *Relay) drain(ctx context.Context) (pending bool, err error) {
 	}
 }
 
-// publishBatch publishes one batch, one Publish call per bus, in BusOrder.
-// If a bus leaves an envelope pending, nothing committed after it goes to any
-// other bus in this round, which keeps each analytics copy behind its domain
-// event. On the bus itself, envelopes after the pending one may already have
-// gone out in the same call (EventBridge resends only failed entries), so a
-// partial failure can reorder a bus that keeps no order anyway.
-func (r *Relay) publishBatch(ctx context.Context, recs []OutboxRecord) (pending bool, err error) {
+// publishBatch publishes one batch, one Publish call per topic, in
+// TopicOrder. If a topic leaves a message pending, nothing committed after
+// it goes to any other topic in this round, which keeps each analytics copy
+// behind its domain event. On the topic itself, messages after the pending
+// one may already have gone out in the same call (EventBridge resends only
+// failed entries), so a partial failure can reorder a bus that keeps no
+// order anyway.
+func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool, err error) {
 	type group struct {
-		bus  string
-		recs []OutboxRecord
+		topic string
+		recs  []Pending
 	}
 	var groups []*group
-	byBus := map[string]*group{}
-	for _, bus := range r.BusOrder {
-		byBus[bus] = &group{bus: bus}
-		groups = append(groups, byBus[bus])
+	byTopic := map[string]*group{}
+	for _, topic := range r.TopicOrder {
+		byTopic[topic] = &group{topic: topic}
+		groups = append(groups, byTopic[topic])
 	}
 	for _, rec := range recs {
-		g, ok := byBus[rec.Envelope.EventBusName]
+		g, ok := byTopic[rec.Topic]
 		if !ok {
-			g = &group{bus: rec.Envelope.EventBusName}
-			byBus[g.bus] = g
+			g = &group{topic: rec.Topic}
+			byTopic[g.topic] = g
 			groups = append(groups, g)
 		}
 		g.recs = append(g.recs, rec)
 	}
 
-	cut := int64(1<<63 - 1) // envelopes with Seq >= cut wait for the next round
+	const none = int64(1<<63 - 1)
+	cut := none // messages with Seq >= cut wait for the next round
 	var sent []int64
-	var dead []EventDeadLetter
+	var dead []Refusal
 	var lastErr error
 	for _, g := range groups {
 		var msgs []*message.Message
-		seqOf := map[string]int64{}
+		recOf := map[string]Pending{}
 		for _, rec := range g.recs {
 			if rec.Seq >= cut {
 				break
 			}
-			if err := r.Policy.Check(g.bus, rec.Envelope.DetailType); err != nil {
+			if rec.Refuse != nil {
 				// Never publish it; keep it, exact bytes, for operations.
-				dead = append(dead, EventDeadLetter{Seq: rec.Seq, Envelope: rec.Envelope, Reason: err.Error(), At: time.Now().UTC()})
+				dead = append(dead, Refusal{Pending: rec, Reason: rec.Refuse.Error(), At: time.Now().UTC()})
 				continue
 			}
-			msg, err := ToMessage(rec.Envelope)
-			if err != nil {
-				return false, err
-			}
-			msg.SetContext(ctx)
-			seqOf[msg.UUID] = rec.Seq
-			msgs = append(msgs, msg)
+			rec.Msg.SetContext(ctx)
+			recOf[rec.Msg.UUID] = rec
+			msgs = append(msgs, rec.Msg)
 		}
 		if len(msgs) == 0 {
 			continue
 		}
-		perr := r.Publisher.Publish(g.bus, msgs...)
+		perr := r.Publisher.Publish(g.topic, msgs...)
 		be, isBatch := AsBatchError(perr)
 		if perr != nil && !isBatch {
-			lastErr = fmt.Errorf("publish to bus %q: %w", g.bus, perr)
-			cut = min(cut, seqOf[msgs[0].UUID])
+			lastErr = fmt.Errorf("publish to %q: %w", g.topic, perr)
+			cut = min(cut, recOf[msgs[0].UUID].Seq)
 			continue
 		}
 		for _, msg := range msgs {
-			seq := seqOf[msg.UUID]
+			rec := recOf[msg.UUID]
 			switch {
 			case be != nil && be.Refused[msg.UUID] != nil:
-				env, _ := FromMessage(msg)
-				dead = append(dead, EventDeadLetter{Seq: seq, Envelope: env,
-					Reason: be.Refused[msg.UUID].Error(), At: time.Now().UTC()})
+				dead = append(dead, Refusal{Pending: rec, Reason: be.Refused[msg.UUID].Error(), At: time.Now().UTC()})
 			case be != nil && be.Pending[msg.UUID] != nil:
-				cut = min(cut, seq)
-				lastErr = fmt.Errorf("publish to bus %q: %w", g.bus, be.Pending[msg.UUID])
+				cut = min(cut, rec.Seq)
+				lastErr = fmt.Errorf("publish to %q: %w", g.topic, be.Pending[msg.UUID])
 			default:
-				sent = append(sent, seq)
+				sent = append(sent, rec.Seq)
 			}
 		}
 	}
 	if len(dead) > 0 {
-		// The bus will never take these; keep them (exact bytes, bus, error)
-		// as event dead letters so the rest flows on.
-		if err := r.Outbox.DeadLetterEvents(ctx, dead); err != nil {
-			return false, fmt.Errorf("dead-letter refused envelopes: %w", err)
+		// The broker will never take these; keep them (exact bytes, topic,
+		// error) as dead letters so the rest flows on.
+		if err := r.Feed.DeadLetter(ctx, dead); err != nil {
+			return false, fmt.Errorf("dead-letter refused messages: %w", err)
 		}
 		for _, d := range dead {
-			r.Logger.Error("relay: bus refused envelope for good; moved to the event dead letters",
-				errors.New(d.Reason), watermill.LogFields{"event_id": d.Envelope.ID, "bus": d.Envelope.EventBusName})
+			r.Logger.Error("relay "+r.Name+": refused for good; moved to the dead letters", errors.New(d.Reason),
+				watermill.LogFields{"message_uuid": d.Msg.UUID, "topic": d.Topic})
 		}
 		r.deadLettered.Add(int64(len(dead)))
 	}
 	if len(sent) > 0 {
-		if err := r.Outbox.MarkSent(ctx, sent); err != nil {
-			return false, fmt.Errorf("mark envelopes sent: %w", err)
+		if err := r.Feed.MarkSent(ctx, sent); err != nil {
+			return false, fmt.Errorf("mark sent: %w", err)
 		}
 		r.published.Add(int64(len(sent)))
 	}
-	return cut != int64(1<<63-1), lastErr
+	return cut != none, lastErr
 }
 
 func nextBackoff(cur, maxWait time.Duration) time.Duration {

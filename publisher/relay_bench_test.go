@@ -12,7 +12,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/emitd/emitd/adapters/natsjs"
-	"github.com/emitd/emitd/publisher"
 )
 
 // BenchmarkRelay measures envelopes per second from the SQLite outbox to a
@@ -49,7 +48,7 @@ func BenchmarkRelay(b *testing.B) {
 				for range b.N {
 					b.StopTimer()
 					commitSlots(b, store, commands)
-					r := publisher.NewRelay(store, pub, nil)
+					r := eventRelay(store, pub)
 					r.BatchSize = batch
 					b.StartTimer()
 					ctx, cancel := context.WithCancel(context.Background())

@@ -43,7 +43,10 @@ func commitSlots(t testing.TB, store *sqlite.Store, n int) []domain.Envelope {
 		}
 		c := domain.Commit{Slots: []domain.Slot{slot}, Envelopes: envs,
 			Outcome: domain.Outcome{CommandID: uuid.NewString(), Status: domain.OutcomeAccepted, At: now}}
-		if err := store.Commit(context.Background(), c); err != nil {
+		c.Record = true
+		if err := store.Batch(context.Background(), func(ctx context.Context, tx domain.Tx) error {
+			return tx.Save(ctx, []domain.Commit{c})
+		}); err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, envs...)
@@ -53,12 +56,16 @@ func commitSlots(t testing.TB, store *sqlite.Store, n int) []domain.Envelope {
 
 func openStore(t testing.TB) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.TempDir(), true)
+	s, err := sqlite.Open(t.TempDir(), sqlite.Options{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+func eventRelay(store *sqlite.Store, pub message.Publisher) *publisher.Relay {
+	return publisher.NewRelay("events", publisher.EventFeed{Outbox: store}, pub, nil)
 }
 
 func runRelay(t *testing.T, r *publisher.Relay) {
@@ -150,7 +157,7 @@ func TestRelayPublishesInCommitOrderAcrossBusOutage(t *testing.T) {
 	t.Cleanup(func() { pub.Close() })
 
 	store := openStore(t)
-	relay := publisher.NewRelay(store, pub, nil)
+	relay := eventRelay(store, pub)
 	relay.BatchSize, relay.PollInterval, relay.MaxBackoff = 7, 20*time.Millisecond, 200*time.Millisecond
 	first := commitSlots(t, store, 5)
 	runRelay(t, relay)
@@ -207,7 +214,7 @@ func TestRelayDeadLettersRefusedEnvelopeAndFlowsOn(t *testing.T) {
 	srv.FailEntriesIf("InvalidArgument", func(e ebtest.Entry) bool { return e.Detail == poisoned.Detail })
 	srv.FailNextEntries(1, "ThrottlingException", envs[6].ID) // transient: retried
 
-	relay := publisher.NewRelay(store, pub, nil)
+	relay := eventRelay(store, pub)
 	relay.PollInterval = 20 * time.Millisecond
 	runRelay(t, relay)
 	waitOutboxEmpty(t, store)
@@ -269,9 +276,9 @@ func (f *flakyBus) setDown(bus string, v bool) { f.mu.Lock(); f.down[bus] = v; f
 func TestRelayKeepsEachDomainEventBeforeItsAnalyticsCopy(t *testing.T) {
 	bus := &flakyBus{GoChannel: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}), down: map[string]bool{}}
 	store := openStore(t)
-	relay := publisher.NewRelay(store, bus, nil)
+	relay := eventRelay(store, bus)
 	relay.PollInterval, relay.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
-	relay.BusOrder = []string{"reservation", "analytics"}
+	relay.TopicOrder = []string{"reservation", "analytics"}
 
 	bus.setDown("analytics", true)
 	envs := commitSlots(t, store, 1)

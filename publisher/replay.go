@@ -55,6 +55,7 @@ func SyncDeadLetters(ctx context.Context, sub message.Subscriber, topic string, 
 type Replayer struct {
 	Store        DeadLetterStore
 	CommandTopic string            // the only topic a command may go back to
+	ResultsTopic string            // the only topic an outcome may go back to
 	Commands     message.Publisher // publishes to the commands broker
 	Events       message.Publisher // publishes to the events broker
 	Policy       *Policy
@@ -104,7 +105,7 @@ func (r *Replayer) Replay(ctx context.Context, f DeadLetterFilter) (Summary, err
 				s.Failed++
 				break
 			}
-			if _, err := r.Store.DeleteDeadLetters(ctx, []string{d.ID}); err != nil {
+			if _, err := r.Store.DeleteDeadLetters(ctx, []DeadLetterKey{d.Key()}); err != nil {
 				// Published but still listed: a later replay sends it again,
 				// and the command id / event id lets the receiver drop it.
 				res.Action, res.Why = "failed", "replayed, but could not remove the dead letter: "+err.Error()
@@ -143,6 +144,12 @@ func (r *Replayer) prepare(d DeadLetter) (*message.Message, message.Publisher, s
 		if d.Origin != r.CommandTopic {
 			return nil, nil, fmt.Sprintf("came from %q, not from the commands topic %q: emitd only replays its own commands", d.Origin, r.CommandTopic)
 		}
+		return msg, r.Commands, ""
+	case KindOutcome:
+		if d.Origin != r.ResultsTopic {
+			return nil, nil, fmt.Sprintf("outcome for %q, not for the results topic %q", d.Origin, r.ResultsTopic)
+		}
+		msg.UUID = d.ID // an outcome keeps its id, like an event
 		return msg, r.Commands, ""
 	case KindEvent:
 		// The policy is checked on the bytes that would be published (the

@@ -17,8 +17,10 @@ const (
 	// Permanent: retrying cannot help (not a command, unknown type, invalid,
 	// unsupported version, a handler panic). Dead-lettered at once.
 	Permanent Class = "permanent"
-	// Transient: the store is busy or down, a timeout, a concurrent update.
-	// Retried with backoff, then dead-lettered as "retries exhausted".
+	// Transient: anything else, which retrying may fix. Retried with
+	// backoff, then dead-lettered as "retries exhausted". (A store that is
+	// unavailable is not a failure of the command at all: the pipeline
+	// waits for it and dead-letters nothing.)
 	Transient Class = "transient"
 )
 
@@ -56,7 +58,7 @@ func Classify(err error) Class {
 	switch {
 	case domain.IsInvalidCommand(err), errors.As(err, &pe), errors.As(err, &perm):
 		return Permanent
-	default: // e.g. context.DeadlineExceeded, domain.ErrConcurrentUpdate, store errors
+	default: // e.g. context.DeadlineExceeded, domain.ErrConflict, store errors
 		return Transient
 	}
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -17,204 +18,237 @@ import (
 	"github.com/emitd/emitd/publisher"
 )
 
-// failures records the attempts of one delivery, shared by the retry and
-// poison middleware through the message context.
-type failures struct {
-	start       time.Time // the first attempt began
-	attempts    int
-	first, last time.Time // failures
-}
-
-type failuresKey struct{}
-
-func failuresOf(msg *message.Message) *failures {
-	f, _ := msg.Context().Value(failuresKey{}).(*failures)
-	return f
-}
-
-// RetryPolicy bounds retries of transient failures by count and by time.
-// MaxElapsed bounds the whole stay of a message in the handler, attempts
-// and waits included: no retry starts that could not end within it. It must
-// stay below the broker's redelivery deadline (NATS AckWait, SQS visibility
-// timeout), or the broker hands the message to someone else meanwhile.
+// RetryPolicy bounds retries of a lone command that keeps failing, by count
+// and by time. MaxElapsed bounds the whole stay of a message, from the
+// moment it was taken from the broker: no retry starts that could not end
+// within it. It must stay below the broker's redelivery deadline (NATS
+// AckWait, SQS visibility timeout), or the broker hands the message to
+// someone else meanwhile. A store outage is not bound by it: commands wait
+// for the store (see Pipeline).
 type RetryPolicy struct {
 	MaxRetries      int
 	InitialInterval time.Duration
 	MaxInterval     time.Duration
 	MaxElapsed      time.Duration
-	AttemptTimeout  time.Duration // the handler timeout: the longest one attempt may take
 }
 
-// delay is the exponential backoff for retry n (1-based) with full jitter in
+// delay is the exponential backoff for retry n (1-based) with jitter in
 // [d/2, d], so that instances retrying the same store do not stampede.
 func (p RetryPolicy) delay(n int) time.Duration {
-	d := p.InitialInterval << (n - 1)
+	d := p.InitialInterval << (max(n, 1) - 1)
 	if d <= 0 || d > p.MaxInterval {
 		d = p.MaxInterval
 	}
 	return d/2 + rand.N(d/2+1)
 }
 
-// PoisonQueue dead-letters permanent failures at once and transient ones once
-// Retry (inside it) has given up. While shutting down it dead-letters
-// nothing: the error goes back to the router, the message is nacked and the
-// broker redelivers it to the next instance.
+// PoisonQueue sends the messages the pipeline dead-lettered to the poison
+// queue. The decision is already committed (the sender's outcome with it);
+// this only moves the bytes. A dead letter the poison topic cannot take (too
+// large for the broker with its poison context, or the broker down) is kept
+// whole in the store instead, where `emitd dlq` finds it like any other.
+// Only when both fail is the message left for redelivery, after a backoff
+// that grows with each failed delivery, so that a failure to poison never
+// becomes a hot loop; it is logged loudly once, then summarised.
 type PoisonQueue struct {
 	Publisher message.Publisher
 	Topic     string
+	Store     publisher.DeadLetterStore
 	Instance  string
-	Stopping  <-chan struct{} // closed when the daemon starts shutting down
+	Retry     RetryPolicy
+	Timeout   time.Duration // bounds each publish and store attempt
+	Stopping  <-chan struct{}
 	Stats     *Stats
 	Logger    watermill.LoggerAdapter
-	// OnDeadLetter, if set, is told about each message once it is in the
-	// poison queue (the handler answers the sender with it).
-	OnDeadLetter func(msg *message.Message, reason string)
+
+	failing *failing
 }
 
-// closed reports whether ch is closed (nil never is).
-func closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
+// NewPoisonQueue fills in what PoisonQueue keeps between messages.
+func NewPoisonQueue(pq PoisonQueue) *PoisonQueue {
+	pq.failing = &failing{attempts: map[string]int{}}
+	if pq.Logger == nil {
+		pq.Logger = watermill.NopLogger{}
 	}
+	if pq.Timeout <= 0 {
+		pq.Timeout = 10 * time.Second
+	}
+	return &pq
 }
 
 // Middleware implements message.HandlerMiddleware.
-func (pq PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
+func (pq *PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		f := &failures{start: time.Now()}
-		msg.SetContext(context.WithValue(msg.Context(), failuresKey{}, f))
 		out, err := h(msg)
-		if err == nil {
-			return out, nil
+		var dl *DeadLetterError
+		if !errors.As(err, &dl) {
+			return out, err
 		}
-		if closed(pq.Stopping) {
-			return nil, err
+		where, perr := pq.deadLetter(msg, dl)
+		if perr != nil {
+			n := pq.failing.fail(msg.UUID, perr, pq.Logger)
+			t := time.NewTimer(pq.Retry.delay(n))
+			select {
+			case <-t.C:
+			case <-pq.Stopping:
+			}
+			t.Stop()
+			return nil, fmt.Errorf("dead letter not stored anywhere yet; left for redelivery: %w", perr)
 		}
-		class := Classify(err)
-		reason := err.Error()
-		if class == Transient {
-			reason = fmt.Sprintf("retries exhausted after %d attempts: %s", f.attempts, reason)
-		}
-		if perr := pq.publish(msg, class, reason, f); perr != nil {
-			// Nothing is lost: the message is nacked and comes back.
-			return nil, fmt.Errorf("poison queue %q unreachable (%v); message left for redelivery: %w", pq.Topic, perr, err)
-		}
-		pq.Stats.deadLettered(ReasonCode(err))
-		if pq.OnDeadLetter != nil {
-			pq.OnDeadLetter(msg, reason)
-		}
-		pq.Logger.Error("command dead-lettered", err, watermill.LogFields{
-			"message_uuid": msg.UUID, "class": class, "dlq_topic": pq.Topic})
+		pq.failing.succeed(msg.UUID)
+		pq.Stats.deadLettered(dl.Code)
+		pq.Logger.Info("command dead-lettered", watermill.LogFields{
+			"message_uuid": Clip(msg.UUID), "code": dl.Code, "class": dl.Class, "reason": dl.Reason, "kept_in": where})
 		return nil, nil
 	}
 }
 
-func (pq PoisonQueue) publish(msg *message.Message, class Class, reason string, f *failures) error {
+// deadLetter publishes the dead letter to the poison topic, or keeps it in
+// the store, and says where it went.
+func (pq *PoisonQueue) deadLetter(msg *message.Message, dl *DeadLetterError) (string, error) {
+	m := pq.message(msg, dl)
+	ctx, cancel := context.WithTimeout(context.Background(), pq.Timeout)
+	defer cancel()
+	m.SetContext(ctx)
+	err := pq.Publisher.Publish(pq.Topic, m)
+	if err == nil {
+		return pq.Topic, nil
+	}
+	if pq.Store == nil {
+		return "", err
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), pq.Timeout)
+	defer scancel()
+	if serr := pq.Store.AddDeadLetters(sctx, []publisher.DeadLetter{publisher.CommandDeadLetter(m)}); serr != nil {
+		return "", fmt.Errorf("poison queue %q: %w; store: %w", pq.Topic, err, serr)
+	}
+	pq.failing.kept(err, pq.Logger)
+	return "store", nil
+}
+
+// message is the dead letter: the original payload and metadata, plus the
+// poison context.
+func (pq *PoisonQueue) message(msg *message.Message, dl *DeadLetterError) *message.Message {
 	id := msg.UUID
 	if id == "" { // e.g. a plain NATS client's message: give each dead letter its own id
 		id = watermill.NewUUID()
 	}
-	dl := message.NewMessage(id, msg.Payload)
+	m := message.NewMessage(id, msg.Payload)
 	for k, v := range msg.Metadata {
-		dl.Metadata.Set(k, v)
+		m.Metadata.Set(k, v)
 	}
-	now := time.Now().UTC()
-	if f.attempts == 0 { // failed without passing through Retry (e.g. a panic in it)
-		f.attempts, f.first, f.last = 1, now, now
+	first, last := dl.First, dl.Last
+	if first.IsZero() {
+		first = time.Now()
 	}
-	dl.Metadata.Set(publisher.DLQReason, reason)
-	dl.Metadata.Set(publisher.DLQClass, string(class))
-	dl.Metadata.Set(publisher.DLQTopic, message.SubscribeTopicFromCtx(msg.Context()))
-	dl.Metadata.Set(publisher.DLQHandler, message.HandlerNameFromCtx(msg.Context()))
-	dl.Metadata.Set(publisher.DLQAttempts, strconv.Itoa(f.attempts))
-	dl.Metadata.Set(publisher.DLQFirstFailure, f.first.Format(time.RFC3339Nano))
-	dl.Metadata.Set(publisher.DLQLastFailure, f.last.Format(time.RFC3339Nano))
-	dl.Metadata.Set(publisher.DLQInstance, pq.Instance)
-	dl.Metadata.Set(publisher.DLQDigest, publisher.Digest(msg.Payload))
-	if dl.Metadata.Get(publisher.DLQReplays) == "" {
-		dl.Metadata.Set(publisher.DLQReplays, "0")
+	if last.IsZero() {
+		last = first
 	}
-	return pq.Publisher.Publish(pq.Topic, dl)
+	attempts := max(dl.Attempts, 1)
+	m.Metadata.Set(publisher.DLQReason, dl.Reason)
+	m.Metadata.Set(publisher.DLQClass, string(dl.Class))
+	m.Metadata.Set(publisher.DLQTopic, message.SubscribeTopicFromCtx(msg.Context()))
+	m.Metadata.Set(publisher.DLQHandler, message.HandlerNameFromCtx(msg.Context()))
+	m.Metadata.Set(publisher.DLQAttempts, strconv.Itoa(attempts))
+	m.Metadata.Set(publisher.DLQFirstFailure, first.UTC().Format(time.RFC3339Nano))
+	m.Metadata.Set(publisher.DLQLastFailure, last.UTC().Format(time.RFC3339Nano))
+	m.Metadata.Set(publisher.DLQInstance, pq.Instance)
+	m.Metadata.Set(publisher.DLQDigest, publisher.Digest(msg.Payload))
+	if m.Metadata.Get(publisher.DLQReplays) == "" {
+		m.Metadata.Set(publisher.DLQReplays, "0")
+	}
+	return m
 }
 
-// Retry runs the handler again after a transient failure, with exponential
-// backoff and jitter, until it succeeds, the failure turns permanent, the
-// bound (count or time) is reached, or the daemon shuts down.
-type Retry struct {
-	Policy   RetryPolicy
-	Stopping <-chan struct{} // closed when the daemon starts shutting down
-	Stats    *Stats
-	Logger   watermill.LoggerAdapter
+// failing keeps the failed dead-letter deliveries: per message, for the
+// backoff; in all, for logging once and then a summary a minute.
+type failing struct {
+	mu       sync.Mutex
+	attempts map[string]int
+	logged   time.Time
+	since    int // failures since the last log line
+	keptLog  time.Time
 }
 
-// Middleware implements message.HandlerMiddleware.
-func (r Retry) Middleware(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		f := failuresOf(msg)
-		if f == nil {
-			f = &failures{start: time.Now()}
-		}
-		baseCtx := msg.Context()
-		for {
-			msg.SetContext(baseCtx) // each attempt gets a fresh handler timeout
-			out, err := h(msg)
-			if err == nil {
-				return out, nil
-			}
-			now := time.Now().UTC()
-			f.attempts++
-			if f.first.IsZero() {
-				f.first = now
-			}
-			f.last = now
-			wait := r.Policy.delay(f.attempts)
-			if Classify(err) == Permanent || closed(r.Stopping) || f.attempts > r.Policy.MaxRetries ||
-				now.Add(wait+r.Policy.AttemptTimeout).Sub(f.start) > r.Policy.MaxElapsed {
-				return nil, err
-			}
-			r.Stats.retried()
-			r.Logger.Info("transient failure, retrying", watermill.LogFields{
-				"message_uuid": msg.UUID, "attempt": f.attempts, "retry_in": wait.String(), "error": err.Error()})
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-r.Stopping: // no new attempt once the daemon stops: leave it for redelivery
-				t.Stop()
-				return nil, err
-			case <-baseCtx.Done():
-				t.Stop()
-				return nil, err
-			}
-		}
+// maxTracked bounds the per-message memory of failures.
+const maxTracked = 10000
+
+func (f *failing) fail(id string, err error, logger watermill.LoggerAdapter) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.attempts) >= maxTracked {
+		clear(f.attempts)
+	}
+	f.attempts[id]++
+	f.since++
+	if time.Since(f.logged) >= time.Minute {
+		logger.Error("cannot dead-letter: neither the poison queue nor the store takes the dead letter; "+
+			"the command is left for redelivery, with backoff", err,
+			watermill.LogFields{"failures": f.since, "message_uuid": Clip(id)})
+		f.logged, f.since = time.Now(), 0
+	}
+	return f.attempts[id]
+}
+
+func (f *failing) succeed(id string) {
+	f.mu.Lock()
+	delete(f.attempts, id)
+	f.mu.Unlock()
+}
+
+func (f *failing) kept(err error, logger watermill.LoggerAdapter) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if time.Since(f.keptLog) >= time.Minute {
+		logger.Error("the poison queue refused a dead letter; it is kept whole in the store (emitd dlq list shows it)", err, nil)
+		f.keptLog = time.Now()
 	}
 }
 
-// Recover turns a handler panic into a *PanicError naming the frame that
-// panicked. It sits inside Retry and PoisonQueue so that a panic is seen by
-// them as a permanent failure; outermost, it would reach the router as a
-// plain error and the message would be redelivered for ever.
+// Clip bounds a string from a message (an id, a type) for a log line.
+func Clip(s string) string {
+	const n = 128
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && s[cut]&0xc0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// Recover turns a panic in the handler chain into a *PanicError naming the
+// frame that panicked, permanent, so it is dead-lettered instead of being
+// redelivered for ever. (A panic while deciding a command is caught inside
+// the pipeline, which dead-letters that command alone.)
 func Recover(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (out []*message.Message, err error) {
 		defer func() {
 			if v := recover(); v != nil {
-				out, err = nil, &PanicError{Value: v, Where: panicSite(), Stack: string(debug.Stack())}
+				out, err = nil, newPanicError(v)
 			}
 		}()
 		return h(msg)
 	}
 }
 
-// panicSite returns the first frame below the runtime's panic machinery.
+func newPanicError(v any) *PanicError {
+	return &PanicError{Value: v, Where: panicSite(), Stack: string(debug.Stack())}
+}
+
+// panicSite returns the frame that panicked: the first one past the
+// runtime's panic machinery.
 func panicSite() string {
-	pcs := make([]uintptr, 32)
-	n := runtime.Callers(3, pcs)
+	pcs := make([]uintptr, 64)
+	n := runtime.Callers(1, pcs)
 	frames := runtime.CallersFrames(pcs[:n])
+	sawPanic := false
 	for {
 		fr, more := frames.Next()
-		if !strings.HasPrefix(fr.Function, "runtime.") {
+		if fr.Function == "runtime.gopanic" || strings.HasPrefix(fr.Function, "runtime.panic") {
+			sawPanic = true
+		} else if sawPanic && !strings.HasPrefix(fr.Function, "runtime.") {
 			return fmt.Sprintf("%s (%s:%d)", fr.Function, fr.File, fr.Line)
 		}
 		if !more {
@@ -223,23 +257,8 @@ func panicSite() string {
 	}
 }
 
-// Timeout bounds one attempt of the handler. The attempt's context is not
-// cancelled when the router closes (the subscription's context is): a
-// command in flight at shutdown finishes its transaction instead of failing
-// half way; only its timeout bounds it.
-func Timeout(d time.Duration) message.HandlerMiddleware {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), d)
-			defer cancel()
-			msg.SetContext(ctx)
-			return h(msg)
-		}
-	}
-}
-
-// Stats counts outcomes by class and reason for the shutdown log (and, later,
-// the metrics endpoint).
+// Stats counts outcomes by class and reason for the shutdown log (and the
+// metrics endpoint).
 type Stats struct {
 	mu       sync.Mutex
 	counters map[string]int64

@@ -7,35 +7,25 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Config is what New needs besides the handler.
-type Config struct {
-	CommandTopic   string
-	DLQTopic       string
-	Instance       string
-	HandlerTimeout time.Duration
-	Retry          RetryPolicy
-	// Stopping is closed when the daemon starts stopping: retries end and
-	// failures leave the message for redelivery instead of dead-lettering it.
-	Stopping <-chan struct{}
-}
+// HandlerName names the commands handler (it appears in dead letters).
+const HandlerName = "slot-commands"
 
-// New builds the Watermill router that consumes commands. Middleware,
-// outermost first: poison queue → retry → recover → timeout → handler.
-// (Correlation ids are settled in the handler, where the command is decoded.)
-func New(cfg Config, sub message.Subscriber, dlq message.Publisher, h *Handler, logger watermill.LoggerAdapter) (*message.Router, error) {
-	// In flight at close: at most the attempt under way (a retry wait ends
-	// at once, see Retry), then the time for its ack to leave.
-	graceful := &GracefulSubscriber{Subscriber: sub, Timeout: cfg.HandlerTimeout + time.Second, AckSettle: DefaultAckSettle}
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: graceful.Timeout + graceful.AckSettle + 5*time.Second}, logger)
+// New builds the Watermill router that consumes commands through the
+// pipeline. Middleware, outermost first: poison queue → recover → Handle.
+// Retries and timeouts live in the pipeline, which retries a batch as a
+// whole and in order; the poison queue moves what the pipeline
+// dead-lettered. It returns the router and the intake (whose Close the
+// router calls when it closes).
+func New(topic string, sub message.Subscriber, p *Pipeline, pq *PoisonQueue, logger watermill.LoggerAdapter) (*message.Router, *Intake, error) {
+	// In flight at close: the batch being committed (at most one attempt,
+	// bounded by Pipeline.Timeout), then dead letters being moved (bounded
+	// by PoisonQueue.Timeout, twice) and the acks leaving.
+	intake := &Intake{Subscriber: sub, Pipeline: p, Timeout: p.Timeout + 2*pq.Timeout + time.Second}
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: intake.Timeout + 5*time.Second}, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	pq := PoisonQueue{Publisher: dlq, Topic: cfg.DLQTopic, Instance: cfg.Instance,
-		Stopping: cfg.Stopping, Stats: h.Stats, Logger: logger, OnDeadLetter: h.DeadLettered}
-	policy := cfg.Retry
-	policy.AttemptTimeout = cfg.HandlerTimeout
-	retry := Retry{Policy: policy, Stopping: cfg.Stopping, Stats: h.Stats, Logger: logger}
-	r.AddMiddleware(pq.Middleware, retry.Middleware, Recover, Timeout(cfg.HandlerTimeout))
-	r.AddConsumerHandler("slot-commands", cfg.CommandTopic, graceful, h.Handle)
-	return r, nil
+	r.AddMiddleware(pq.Middleware, Recover)
+	r.AddConsumerHandler(HandlerName, topic, intake, Handle)
+	return r, intake, nil
 }

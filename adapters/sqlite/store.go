@@ -1,13 +1,16 @@
-// Package sqlite is the embedded state store: slots, the outbox, processed
-// commands and event dead letters in one SQLite file (pure Go, no cgo).
+// Package sqlite is the embedded state store: slots, the outbox of envelopes
+// and of outcomes, processed commands and dead letters in one SQLite file
+// (pure Go, no cgo).
 package sqlite
 
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +18,10 @@ import (
 	"syscall"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
@@ -27,66 +33,54 @@ const FileName = "emitd.db"
 // ErrLocked means another emitd process serves the same data directory.
 var ErrLocked = errors.New("data directory is in use by another emitd serve")
 
-// Store implements domain.Store and publisher.Outbox.
+// Synchronous modes (store.synchronous).
+const (
+	// SyncFull syncs the write-ahead log to disk at every commit: a command
+	// acknowledged to its broker survives a power loss. The default.
+	SyncFull = "full"
+	// SyncNormal syncs only at checkpoints: faster, but a power loss (not a
+	// crash of emitd) can roll back the last commits, whose commands were
+	// acknowledged and are then never processed.
+	SyncNormal = "normal"
+)
+
+// Options tune Open.
+type Options struct {
+	// Exclusive takes the data directory's lock, so that a second `emitd
+	// serve` on the same directory is refused instead of interleaving its
+	// writes with the first's. Operator commands (dlq, replay) open without
+	// it, beside a running daemon.
+	Exclusive bool
+	// Synchronous is SyncFull (default when empty) or SyncNormal.
+	Synchronous string
+}
+
+// Store implements domain.Store, publisher.Outbox, publisher.OutcomeOutbox
+// and publisher.DeadLetterStore.
 type Store struct {
 	db   *sql.DB
 	lock *os.File
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS slots (
-  slot_id    TEXT PRIMARY KEY,
-  host_name  TEXT NOT NULL,
-  start_time TEXT NOT NULL,
-  end_time   TEXT NOT NULL,
-  status     TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  version    INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS slots_status ON slots(status);
-CREATE TABLE IF NOT EXISTS outbox (
-  seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-  event_id       TEXT NOT NULL UNIQUE,
-  bus            TEXT NOT NULL,
-  source         TEXT NOT NULL,
-  detail_type    TEXT NOT NULL,
-  detail         TEXT NOT NULL,
-  slot_id        TEXT NOT NULL,
-  correlation_id TEXT NOT NULL,
-  event          TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS processed_commands (
-  command_id   TEXT PRIMARY KEY,
-  outcome      TEXT NOT NULL,
-  processed_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-  id            TEXT PRIMARY KEY,
-  kind          TEXT NOT NULL,
-  origin        TEXT NOT NULL,
-  payload       BLOB NOT NULL,
-  metadata      TEXT NOT NULL,
-  reason        TEXT NOT NULL,
-  class         TEXT NOT NULL,
-  attempts      INTEGER NOT NULL,
-  replays       INTEGER NOT NULL,
-  first_failure TEXT NOT NULL,
-  last_failure  TEXT NOT NULL,
-  digest        TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_first ON dead_letters(first_failure);
-`
+//go:embed migrations/*.sql
+var migrations embed.FS
 
-// Open opens (creating if needed) dataDir/emitd.db. With exclusive set it
-// also takes the data directory's lock, so a second `emitd serve` on the same
-// directory is refused instead of interleaving writes with the first.
-func Open(dataDir string, exclusive bool) (*Store, error) {
+// Open opens dataDir/emitd.db, creating it if needed, and brings its schema
+// up to date.
+func Open(dataDir string, opts Options) (*Store, error) {
+	sync := opts.Synchronous
+	switch sync {
+	case "":
+		sync = SyncFull
+	case SyncFull, SyncNormal:
+	default:
+		return nil, fmt.Errorf("sqlite: synchronous %q: want %s or %s", sync, SyncFull, SyncNormal)
+	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	s := &Store{}
-	if exclusive {
+	if opts.Exclusive {
 		lock, err := lockDir(dataDir)
 		if err != nil {
 			return nil, err
@@ -95,24 +89,42 @@ func Open(dataDir string, exclusive bool) (*Store, error) {
 	}
 	path := filepath.Join(dataDir, FileName)
 	// WAL lets readers (emitd dlq, tests) look while the daemon writes;
-	// busy_timeout turns lock contention into waiting, not errors;
-	// _txlock=immediate takes the write lock at BEGIN so read-then-write
-	// transactions cannot deadlock.
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	// busy_timeout turns lock contention with those readers into waiting,
+	// not errors; _txlock=immediate takes the write lock at BEGIN, so a
+	// batch reads what it decides on under the lock it writes with.
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" +
+		strings.ToUpper(sync) + ")&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	// One connection: SQLite has one writer anyway, and this way the daemon
-	// never sees SQLITE_BUSY from itself.
+	// never sees SQLITE_BUSY from itself (its relays and its batches queue
+	// for the connection instead).
 	db.SetMaxOpenConns(1)
 	s.db = db
-	if _, err := db.Exec(schema); err != nil {
+	if err := migrate(db); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("create schema in %s: %w", path, err)
+		return nil, fmt.Errorf("schema of %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// migrate applies the embedded migrations. One process at a time gets here
+// for a data directory (the lock, or SQLite's own write lock for the
+// operator commands), so no migration lock is needed beyond SQLite's.
+func migrate(db *sql.DB) error {
+	sub, err := subFS()
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		return err
+	}
+	_, err = p.Up(context.Background())
+	return err
 }
 
 func lockDir(dataDir string) (*os.File, error) {
@@ -145,10 +157,37 @@ func (s *Store) Close() error {
 	return err
 }
 
+// Ping says whether the database answers.
+func (s *Store) Ping(ctx context.Context) error { return unavailable(s.db.PingContext(ctx)) }
+
+// unavailable marks the errors that say the database cannot be used right
+// now (locked by another process, I/O, disk full, closed), as opposed to an
+// error about the data: commands wait for the former.
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary result code
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+			sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "database is closed") {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	return err
+}
+
 // timeFormat is fixed width, so that times stored as text sort in time
 // order (RFC3339Nano trims trailing zeros, and "…:05.1Z" sorts after
 // "…:05.12Z"). Reading accepts any RFC 3339 time.
 const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
 
 func scanSlot(row interface{ Scan(...any) error }) (domain.Slot, error) {
 	var s domain.Slot
@@ -157,6 +196,9 @@ func scanSlot(row interface{ Scan(...any) error }) (domain.Slot, error) {
 		return s, err
 	}
 	s.Status = domain.Status(status)
+	if !s.Status.Valid() {
+		return s, fmt.Errorf("slot %s: stored status %q is not one of the four", s.SlotID, status)
+	}
 	var err error
 	parse := func(v string) time.Time {
 		t, e := time.Parse(time.RFC3339Nano, v)
@@ -179,26 +221,94 @@ func in[T any](vals []T) (string, []any) {
 	return "(?" + strings.Repeat(",?", len(vals)-1) + ")", args
 }
 
-const slotColumns = `slot_id, host_name, start_time, end_time, status, created_at, updated_at, version`
-
-// GetSlot implements domain.SlotSource.
-func (s *Store) GetSlot(ctx context.Context, slotID string) (domain.Slot, bool, error) {
-	slot, err := scanSlot(s.db.QueryRowContext(ctx, `SELECT `+slotColumns+` FROM slots WHERE slot_id = ?`, slotID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Slot{}, false, nil
+// chunks calls fn for consecutive pieces of at most size elements; SQLite
+// bounds the parameters of one statement.
+func chunks[T any](vals []T, size int, fn func([]T) error) error {
+	for len(vals) > 0 {
+		n := min(size, len(vals))
+		if err := fn(vals[:n]); err != nil {
+			return err
+		}
+		vals = vals[n:]
 	}
-	return slot, err == nil, err
+	return nil
 }
 
-// ListSlots implements domain.SlotSource.
-func (s *Store) ListSlots(ctx context.Context, statuses ...domain.Status) ([]domain.Slot, error) {
+// maxRows bounds the rows of one multi-row statement (at most 12 columns:
+// well under SQLite's 32766 parameters).
+const maxRows = 500
+
+const slotColumns = `slot_id, host_name, start_time, end_time, status, created_at, updated_at, version`
+
+// ---- the batch transaction (domain.Store) -------------------------------------
+
+// Batch implements domain.Store.
+func (s *Store) Batch(ctx context.Context, fn func(context.Context, domain.Tx) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, &batchTx{tx: tx}) })
+}
+
+type batchTx struct{ tx *sql.Tx }
+
+func (t *batchTx) Processed(ctx context.Context, ids []string) (map[string]domain.Processed, error) {
+	out := map[string]domain.Processed{}
+	err := chunks(ids, maxRows, func(ids []string) error {
+		set, args := in(ids)
+		rows, err := t.tx.QueryContext(ctx, `SELECT command_id, outcome, replays FROM processed_commands WHERE command_id IN `+set, args...)
+		if err != nil {
+			return unavailable(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, raw string
+			var p domain.Processed
+			if err := rows.Scan(&id, &raw, &p.Replays); err != nil {
+				return err
+			}
+			if err := json.Unmarshal([]byte(raw), &p.Outcome); err != nil {
+				return fmt.Errorf("stored outcome of %s: %w", id, err)
+			}
+			out[id] = p
+		}
+		return unavailable(rows.Err())
+	})
+	return out, err
+}
+
+func (t *batchTx) Slots(ctx context.Context, ids []string) (map[string]domain.Slot, error) {
+	out := map[string]domain.Slot{}
+	err := chunks(ids, maxRows, func(ids []string) error {
+		set, args := in(ids)
+		rows, err := t.tx.QueryContext(ctx, `SELECT `+slotColumns+` FROM slots WHERE slot_id IN `+set, args...)
+		if err != nil {
+			return unavailable(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			sl, err := scanSlot(rows)
+			if err != nil {
+				return err
+			}
+			out[sl.SlotID] = sl
+		}
+		return unavailable(rows.Err())
+	})
+	return out, err
+}
+
+func (t *batchTx) ListSlots(ctx context.Context, statuses ...domain.Status) ([]domain.Slot, error) {
+	return listSlots(ctx, t.tx, statuses)
+}
+
+func listSlots(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, statuses []domain.Status) ([]domain.Slot, error) {
 	if len(statuses) == 0 {
 		return nil, nil
 	}
 	set, args := in(statuses)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+slotColumns+` FROM slots WHERE status IN `+set+` ORDER BY start_time, slot_id`, args...)
+	rows, err := q.QueryContext(ctx, `SELECT `+slotColumns+` FROM slots WHERE status IN `+set+` ORDER BY start_time, slot_id`, args...)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	defer rows.Close()
 	var out []domain.Slot
@@ -209,98 +319,135 @@ func (s *Store) ListSlots(ctx context.Context, statuses ...domain.Status) ([]dom
 		}
 		out = append(out, slot)
 	}
-	return out, rows.Err()
+	return out, unavailable(rows.Err())
 }
 
-// ProcessedOutcome implements domain.Store.
-func (s *Store) ProcessedOutcome(ctx context.Context, commandID string) (domain.Outcome, bool, error) {
-	var raw string
-	err := s.db.QueryRowContext(ctx, `SELECT outcome FROM processed_commands WHERE command_id = ?`, commandID).Scan(&raw)
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Outcome{}, false, nil
-	}
-	if err != nil {
-		return domain.Outcome{}, false, err
-	}
-	var o domain.Outcome
-	if err := json.Unmarshal([]byte(raw), &o); err != nil {
-		return o, false, fmt.Errorf("stored outcome of %s: %w", commandID, err)
-	}
-	return o, true, nil
-}
-
-// Commit implements domain.Store: one transaction for the command id, the
-// slot states and the outbox.
-func (s *Store) Commit(ctx context.Context, c domain.Commit) (err error) {
-	outcome, err := json.Marshal(c.Outcome)
-	if err != nil {
-		return err
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	res, err := tx.ExecContext(ctx, `INSERT INTO processed_commands(command_id, outcome, processed_at) VALUES (?, ?, ?)
-		ON CONFLICT(command_id) DO NOTHING`, c.Outcome.CommandID, string(outcome), c.Outcome.At.UTC().Format(timeFormat))
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return domain.ErrDuplicateCommand
-	}
-	for _, sl := range c.Slots {
-		args := []any{sl.HostName, sl.TimeSlot.StartTime.UTC().Format(timeFormat), sl.TimeSlot.EndTime.UTC().Format(timeFormat),
-			string(sl.Status), sl.CreatedAt.UTC().Format(timeFormat), sl.UpdatedAt.UTC().Format(timeFormat), sl.Version, sl.SlotID}
-		var res sql.Result
-		if sl.Version == 1 {
-			res, err = tx.ExecContext(ctx, `INSERT INTO slots(host_name, start_time, end_time, status, created_at, updated_at, version, slot_id)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(slot_id) DO NOTHING`, args...)
-		} else {
-			res, err = tx.ExecContext(ctx, `UPDATE slots SET host_name=?, start_time=?, end_time=?, status=?, created_at=?, updated_at=?, version=?
-				WHERE slot_id=? AND version=?`, append(args, sl.Version-1)...)
-		}
+// Save implements domain.Tx: a few multi-row statements for the whole batch.
+func (t *batchTx) Save(ctx context.Context, commits []domain.Commit) error {
+	var records, outcomes [][]any
+	var inserts [][]any
+	var updates []domain.Slot
+	var envs []domain.Envelope
+	for _, c := range commits {
+		raw, err := json.Marshal(c.Outcome)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("slot %s at version %d: %w", sl.SlotID, sl.Version-1, domain.ErrConcurrentUpdate)
+		at := formatTime(c.Outcome.At)
+		if c.Record {
+			records = append(records, []any{c.Outcome.CommandID, string(raw), c.Outcome.Status, c.Replays, at})
+		}
+		outcomes = append(outcomes, []any{newMessageID(), c.Outcome.CommandID, c.Outcome.CorrelationID, string(raw), at})
+		for _, sl := range c.Slots {
+			if sl.Version == 1 {
+				inserts = append(inserts, []any{sl.SlotID, sl.HostName, formatTime(sl.TimeSlot.StartTime), formatTime(sl.TimeSlot.EndTime),
+					string(sl.Status), formatTime(sl.CreatedAt), formatTime(sl.UpdatedAt), sl.Version})
+			} else {
+				updates = append(updates, sl)
+			}
+		}
+		envs = append(envs, c.Envelopes...)
+	}
+
+	// A record is written if the id is new, or replaces a dead-lettered
+	// record by a delivery replayed more often; RETURNING tells which rows
+	// were written, and one that was not means another transaction recorded
+	// the command first.
+	if err := chunks(records, maxRows, func(rows [][]any) error {
+		return t.expectRows(ctx, len(rows), `INSERT INTO processed_commands(command_id, outcome, status, replays, processed_at) VALUES `+
+			values(5, len(rows))+` ON CONFLICT(command_id) DO UPDATE SET outcome = excluded.outcome, status = excluded.status,
+			replays = excluded.replays, processed_at = excluded.processed_at
+			WHERE processed_commands.status = '`+domain.OutcomeDeadLettered+`' AND processed_commands.replays < excluded.replays
+			RETURNING command_id`, flatten(rows))
+	}); err != nil {
+		return err
+	}
+	if err := chunks(inserts, maxRows, func(rows [][]any) error {
+		return t.expectRows(ctx, len(rows), `INSERT INTO slots(`+slotColumns+`) VALUES `+values(8, len(rows))+
+			` ON CONFLICT(slot_id) DO NOTHING RETURNING slot_id`, flatten(rows))
+	}); err != nil {
+		return err
+	}
+	if len(updates) > 0 {
+		stmt, err := t.tx.PrepareContext(ctx, `UPDATE slots SET host_name = ?, status = ?, updated_at = ?, version = ? WHERE slot_id = ? AND version = ?`)
+		if err != nil {
+			return unavailable(err)
+		}
+		defer stmt.Close()
+		for _, sl := range updates {
+			res, err := stmt.ExecContext(ctx, sl.HostName, string(sl.Status), formatTime(sl.UpdatedAt), sl.Version, sl.SlotID, sl.Version-1)
+			if err != nil {
+				return unavailable(err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return fmt.Errorf("slot %s at version %d: %w", sl.SlotID, sl.Version-1, domain.ErrConflict)
+			}
 		}
 	}
-	if len(c.Envelopes) > 0 {
-		if err = insertEnvelopes(ctx, tx, c.Envelopes); err != nil {
-			return err
+	now := formatTime(time.Now())
+	if err := chunks(envs, maxRows, func(envs []domain.Envelope) error {
+		args := make([]any, 0, 9*len(envs))
+		for _, e := range envs {
+			args = append(args, e.ID, e.EventBusName, e.Source, e.DetailType, e.Detail, e.SlotID, e.CorrelationID, string(e.Event), now)
 		}
+		_, err := t.tx.ExecContext(ctx, `INSERT INTO outbox(event_id, bus, source, detail_type, detail, slot_id, correlation_id, event, created_at) VALUES `+
+			values(9, len(envs)), args...)
+		return unavailable(err)
+	}); err != nil {
+		return err
 	}
-	return tx.Commit()
+	return chunks(outcomes, maxRows, func(rows [][]any) error {
+		_, err := t.tx.ExecContext(ctx, `INSERT INTO outcome_outbox(message_id, command_id, correlation_id, payload, created_at) VALUES `+
+			values(5, len(rows)), flatten(rows)...)
+		return unavailable(err)
+	})
 }
 
-// insertEnvelopes writes all envelopes of a commit with one statement.
-func insertEnvelopes(ctx context.Context, tx *sql.Tx, envs []domain.Envelope) error {
-	var q strings.Builder
-	q.WriteString(`INSERT INTO outbox(event_id, bus, source, detail_type, detail, slot_id, correlation_id, event) VALUES `)
-	args := make([]any, 0, 8*len(envs))
-	for i, e := range envs {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString("(?,?,?,?,?,?,?,?)")
-		args = append(args, e.ID, e.EventBusName, e.Source, e.DetailType, e.Detail, e.SlotID, e.CorrelationID, string(e.Event))
+// expectRows runs a statement with RETURNING and fails with
+// domain.ErrConflict unless it returned want rows.
+func (t *batchTx) expectRows(ctx context.Context, want int, q string, args []any) error {
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return unavailable(err)
 	}
-	_, err := tx.ExecContext(ctx, q.String(), args...)
-	return err
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Close(); err != nil {
+		return unavailable(err)
+	}
+	if err := rows.Err(); err != nil {
+		return unavailable(err)
+	}
+	if n != want {
+		return fmt.Errorf("%d of %d rows written: %w", n, want, domain.ErrConflict)
+	}
+	return nil
 }
+
+// values returns "(?,…),(?,…)…": rows groups of cols placeholders.
+func values(cols, rows int) string {
+	one := "(?" + strings.Repeat(",?", cols-1) + ")"
+	return one + strings.Repeat(","+one, rows-1)
+}
+
+func flatten(rows [][]any) []any {
+	var out []any
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+// ---- the outbox of envelopes (publisher.Outbox) ---------------------------------
 
 // PendingEnvelopes implements publisher.Outbox.
 func (s *Store) PendingEnvelopes(ctx context.Context, limit int) ([]publisher.OutboxRecord, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT seq, event_id, bus, source, detail_type, detail, slot_id, correlation_id, event
 		FROM outbox ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	defer rows.Close()
 	var out []publisher.OutboxRecord
@@ -314,17 +461,20 @@ func (s *Store) PendingEnvelopes(ctx context.Context, limit int) ([]publisher.Ou
 		e.Event = domain.EventName(ev)
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	return out, unavailable(rows.Err())
 }
 
 // MarkSent implements publisher.Outbox.
 func (s *Store) MarkSent(ctx context.Context, seqs []int64) error {
-	if len(seqs) == 0 {
-		return nil
-	}
-	set, args := in(seqs)
-	_, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN `+set, args...)
-	return err
+	return s.deleteSeqs(ctx, "outbox", seqs)
+}
+
+func (s *Store) deleteSeqs(ctx context.Context, table string, seqs []int64) error {
+	return chunks(seqs, maxRows, func(seqs []int64) error {
+		set, args := in(seqs)
+		_, err := s.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE seq IN `+set, args...)
+		return unavailable(err)
+	})
 }
 
 // DeadLetterEvents implements publisher.Outbox: in one transaction the
@@ -338,15 +488,56 @@ func (s *Store) DeadLetterEvents(ctx context.Context, refused []publisher.EventD
 		}
 		seqs[i] = r.Seq
 	}
-	set, args := in(seqs)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := insertDeadLetters(ctx, tx, dls); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN `+set, args...)
-		return err
+		return chunks(seqs, maxRows, func(seqs []int64) error {
+			set, args := in(seqs)
+			_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN `+set, args...)
+			return unavailable(err)
+		})
 	})
 }
+
+// OutboxLen is how many envelopes wait for their bus.
+func (s *Store) OutboxLen(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
+	return n, unavailable(err)
+}
+
+// ---- the outbox of outcomes (publisher.OutcomeOutbox) ---------------------------
+
+// PendingOutcomes implements publisher.OutcomeOutbox.
+func (s *Store) PendingOutcomes(ctx context.Context, limit int) ([]publisher.OutcomeRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, message_id, payload FROM outcome_outbox ORDER BY seq LIMIT ?`, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []publisher.OutcomeRecord
+	for rows.Next() {
+		var r publisher.OutcomeRecord
+		var payload string
+		if err := rows.Scan(&r.Seq, &r.MessageID, &payload); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(payload), &r.Outcome); err != nil {
+			return nil, fmt.Errorf("outcome %d: %w", r.Seq, err)
+		}
+		r.Payload = []byte(payload)
+		out = append(out, r)
+	}
+	return out, unavailable(rows.Err())
+}
+
+// MarkOutcomesSent implements publisher.OutcomeOutbox.
+func (s *Store) MarkOutcomesSent(ctx context.Context, seqs []int64) error {
+	return s.deleteSeqs(ctx, "outcome_outbox", seqs)
+}
+
+// ---- dead letters (publisher.DeadLetterStore) -----------------------------------
 
 // AddDeadLetters implements publisher.DeadLetterStore.
 func (s *Store) AddDeadLetters(ctx context.Context, dls []publisher.DeadLetter) error {
@@ -362,11 +553,11 @@ func insertDeadLetters(ctx context.Context, tx *sql.Tx, dls []publisher.DeadLett
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters(id, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, digest)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING`,
-			d.ID, d.Kind, d.Origin, d.Payload, string(md), d.Reason, d.Class, d.Attempts, d.Replays,
-			d.First.UTC().Format(timeFormat), d.Last.UTC().Format(timeFormat), d.Digest); err != nil {
-			return err
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters(id, digest, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id, digest) DO NOTHING`,
+			d.ID, d.Digest, d.Kind, d.Origin, d.Payload, string(md), d.Reason, d.Class, d.Attempts, d.Replays,
+			formatTime(d.First), formatTime(d.Last)); err != nil {
+			return unavailable(err)
 		}
 	}
 	return nil
@@ -381,9 +572,9 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 		set, args = in(f.IDs)
 		q += ` WHERE id IN ` + set
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY first_failure, id`, args...)
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY first_failure, id, digest`, args...)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	defer rows.Close()
 	var out []publisher.DeadLetter
@@ -406,38 +597,50 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 			break
 		}
 	}
-	return out, rows.Err()
+	return out, unavailable(rows.Err())
 }
 
 // DeleteDeadLetters implements publisher.DeadLetterStore.
-func (s *Store) DeleteDeadLetters(ctx context.Context, ids []string) (int, error) {
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	set, args := in(ids)
-	res, err := s.db.ExecContext(ctx, `DELETE FROM dead_letters WHERE id IN `+set, args...)
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
+func (s *Store) DeleteDeadLetters(ctx context.Context, keys []publisher.DeadLetterKey) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, k := range keys {
+			res, err := tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE id = ? AND digest = ?`, k.ID, k.Digest)
+			if err != nil {
+				return unavailable(err)
+			}
+			m, _ := res.RowsAffected()
+			n += int(m)
+		}
+		return nil
+	})
+	return n, err
 }
 
+// inTx runs fn in a transaction. It rolls back on any way out but a
+// commit, a panic included: with one connection, a transaction left open
+// would stop the whole store.
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return unavailable(err)
 	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
 	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	committed = true
+	return unavailable(tx.Commit())
 }
 
-// OutboxLen is how many envelopes wait for their bus.
-func (s *Store) OutboxLen(ctx context.Context) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
-	return n, err
-}
+// subFS is the migrations directory as goose wants it: the files at its root.
+func subFS() (fs.FS, error) { return fs.Sub(migrations, "migrations") }
+
+// newMessageID gives each committed outcome the message id it keeps on
+// every publish attempt.
+func newMessageID() string { return uuid.NewString() }

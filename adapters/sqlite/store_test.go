@@ -2,22 +2,20 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/emitd/emitd/adapters/sqlite"
+	"github.com/emitd/emitd/adapters/storetest"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
 )
 
-var now = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-
-func open(t *testing.T, dir string) *sqlite.Store {
+func open(t *testing.T, dir string, opts sqlite.Options) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(dir, true)
+	s, err := sqlite.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,116 +23,116 @@ func open(t *testing.T, dir string) *sqlite.Store {
 	return s
 }
 
-func slot(version int, status domain.Status) domain.Slot {
-	return domain.Slot{SlotID: uuid.NewString(), Status: status, Version: version, CreatedAt: now, UpdatedAt: now,
-		TimeSlot: domain.TimeSlot{StartTime: now, EndTime: now.Add(time.Hour)}}
+func TestStoreContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, t.TempDir(), sqlite.Options{Exclusive: true}) })
 }
 
-func commit(cmd string, slots []domain.Slot, events ...string) domain.Commit {
-	c := domain.Commit{Slots: slots, Outcome: domain.Outcome{CommandID: cmd, Status: domain.OutcomeAccepted, At: now}}
-	for _, id := range events {
-		c.Envelopes = append(c.Envelopes, domain.Envelope{ID: id, EventBusName: "reservation", Source: "s", DetailType: "Created",
-			Detail: `{"metadata":{},"data":{}}`, SlotID: slots[0].SlotID, Event: domain.EventCreated})
-	}
-	return c
+func TestStoreContractSynchronousNormal(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		return open(t, t.TempDir(), sqlite.Options{Exclusive: true, Synchronous: sqlite.SyncNormal})
+	})
 }
 
-// A commit is all or nothing: when one slot moved underneath, neither the
-// other slots, nor the envelopes, nor the command id are written.
-func TestCommitIsAllOrNothing(t *testing.T) {
-	s := open(t, t.TempDir())
-	ctx := context.Background()
-	a, b := slot(1, domain.StatusOpen), slot(1, domain.StatusOpen)
-	if err := s.Commit(ctx, commit(uuid.NewString(), []domain.Slot{a, b}, uuid.NewString())); err != nil {
-		t.Fatal(err)
-	}
-	a2, stale := a, b
-	a2.Version, a2.Status = 2, domain.StatusReserved
-	stale.Version = 3 // claims version 2 is stored; it is 1
-	cmd := uuid.NewString()
-	err := s.Commit(ctx, commit(cmd, []domain.Slot{a2, stale}, uuid.NewString()))
-	if !errors.Is(err, domain.ErrConcurrentUpdate) {
-		t.Fatalf("got %v, want ErrConcurrentUpdate", err)
-	}
-	if got, _, _ := s.GetSlot(ctx, a.SlotID); got.Status != domain.StatusOpen || got.Version != 1 {
-		t.Errorf("slot a changed by a failed commit: %+v", got)
-	}
-	if _, done, _ := s.ProcessedOutcome(ctx, cmd); done {
-		t.Error("command recorded as processed by a failed commit")
-	}
-	if n, _ := s.OutboxLen(ctx); n != 1 {
-		t.Errorf("outbox holds %d envelopes, want the first commit's 1", n)
-	}
-}
-
-func TestDuplicateCommandWritesNothing(t *testing.T) {
-	s := open(t, t.TempDir())
-	ctx := context.Background()
-	cmd := uuid.NewString()
-	if err := s.Commit(ctx, commit(cmd, []domain.Slot{slot(1, domain.StatusOpen)}, uuid.NewString())); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, commit(cmd, []domain.Slot{slot(1, domain.StatusOpen)}, uuid.NewString())); !errors.Is(err, domain.ErrDuplicateCommand) {
-		t.Fatalf("got %v, want ErrDuplicateCommand", err)
-	}
-	if n, _ := s.OutboxLen(ctx); n != 1 {
-		t.Errorf("outbox holds %d envelopes after a duplicate, want 1", n)
-	}
-	if open, _ := s.ListSlots(ctx, domain.StatusOpen); len(open) != 1 {
-		t.Errorf("%d slots after a duplicate, want 1", len(open))
-	}
-}
-
-// The outbox keeps commit order, survives a reopen, and a dead-lettered
-// envelope leaves it in the same transaction that stores it.
-func TestOutboxOrderReopenAndDeadLetter(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	ctx := context.Background()
-	var ids []string
-	for range 3 {
-		id1, id2 := uuid.NewString(), uuid.NewString()
-		ids = append(ids, id1, id2)
-		if err := s.Commit(ctx, commit(uuid.NewString(), []domain.Slot{slot(1, domain.StatusOpen)}, id1, id2)); err != nil {
+// Durable by default: every commit is synced to disk (synchronous=FULL, 2),
+// so a command acknowledged to its broker survives a power loss.
+func TestDurableByDefault(t *testing.T) {
+	for _, c := range []struct {
+		sync string
+		want int
+	}{{"", 2}, {sqlite.SyncFull, 2}, {sqlite.SyncNormal, 1}} {
+		s := open(t, t.TempDir(), sqlite.Options{Synchronous: c.sync})
+		var got int
+		if err := s.DB().QueryRow(`PRAGMA synchronous`).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
-	}
-	s.Close()
-	s = open(t, dir)
-	recs, err := s.PendingEnvelopes(ctx, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range recs {
-		if r.Envelope.ID != ids[i] {
-			t.Fatalf("outbox[%d] = %s, want %s (commit order)", i, r.Envelope.ID, ids[i])
+		if got != c.want {
+			t.Errorf("synchronous %q: PRAGMA synchronous = %d, want %d", c.sync, got, c.want)
+		}
+		var mode string
+		if err := s.DB().QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("journal_mode %q (%v), want wal", mode, err)
 		}
 	}
-	if err := s.DeadLetterEvents(ctx, []publisher.EventDeadLetter{{Seq: recs[2].Seq, Envelope: recs[2].Envelope, Reason: "refused", At: now}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.MarkSent(ctx, []int64{recs[0].Seq, recs[1].Seq}); err != nil {
-		t.Fatal(err)
-	}
-	left, _ := s.PendingEnvelopes(ctx, 100)
-	if len(left) != 3 || left[0].Envelope.ID != ids[3] {
-		t.Fatalf("outbox after send and dead letter: %d left, first %s", len(left), left[0].Envelope.ID)
-	}
-	dls, _ := s.DeadLetters(ctx, publisher.DeadLetterFilter{Kind: publisher.KindEvent})
-	if len(dls) != 1 || dls[0].ID != ids[2] || dls[0].Reason != "refused" {
-		t.Fatalf("event dead letters: %+v", dls)
+	if _, err := sqlite.Open(t.TempDir(), sqlite.Options{Synchronous: "off"}); err == nil {
+		t.Error("synchronous off was accepted")
 	}
 }
 
 func TestSecondExclusiveOpenIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	open(t, dir)
-	if _, err := sqlite.Open(dir, true); !errors.Is(err, sqlite.ErrLocked) {
+	open(t, dir, sqlite.Options{Exclusive: true})
+	if _, err := sqlite.Open(dir, sqlite.Options{Exclusive: true}); !errors.Is(err, sqlite.ErrLocked) {
 		t.Fatalf("got %v, want ErrLocked", err)
 	}
-	reader, err := sqlite.Open(dir, false) // emitd dlq beside a running daemon
+	reader, err := sqlite.Open(dir, sqlite.Options{}) // emitd dlq beside a running daemon
 	if err != nil {
 		t.Fatalf("non-exclusive open beside the daemon: %v", err)
 	}
 	reader.Close()
+}
+
+// A database made before emitd had migrations (the schema created with
+// CREATE TABLE IF NOT EXISTS) is taken over: its slots, records, outbox and
+// dead letters are all still there, in the new schema.
+func TestMigratesADatabaseFromBeforeMigrations(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE slots (slot_id TEXT PRIMARY KEY, host_name TEXT NOT NULL, start_time TEXT NOT NULL, end_time TEXT NOT NULL,
+			status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL)`,
+		`CREATE INDEX slots_status ON slots(status)`,
+		`CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, bus TEXT NOT NULL, source TEXT NOT NULL,
+			detail_type TEXT NOT NULL, detail TEXT NOT NULL, slot_id TEXT NOT NULL, correlation_id TEXT NOT NULL, event TEXT NOT NULL)`,
+		`CREATE TABLE processed_commands (command_id TEXT PRIMARY KEY, outcome TEXT NOT NULL, processed_at TEXT NOT NULL)`,
+		`CREATE TABLE dead_letters (id TEXT PRIMARY KEY, kind TEXT NOT NULL, origin TEXT NOT NULL, payload BLOB NOT NULL, metadata TEXT NOT NULL,
+			reason TEXT NOT NULL, class TEXT NOT NULL, attempts INTEGER NOT NULL, replays INTEGER NOT NULL, first_failure TEXT NOT NULL,
+			last_failure TEXT NOT NULL, digest TEXT NOT NULL)`,
+		`INSERT INTO slots VALUES ('s1', '', '2026-12-01T06:00:00.000000000Z', '2026-12-01T07:00:00.000000000Z', 'OPEN',
+			'2026-11-30T05:00:00.000000000Z', '2026-11-30T05:00:00.000000000Z', 1)`,
+		`INSERT INTO outbox(event_id, bus, source, detail_type, detail, slot_id, correlation_id, event)
+			VALUES ('e1', 'reservation', 'reservation.slotreservation.created', 'Created', '{"metadata":{},"data":{}}', 's1', 'c1', 'CREATED')`,
+		`INSERT INTO processed_commands VALUES ('cmd-1', '{"commandId":"cmd-1","status":"dead-lettered","at":"2026-11-30T05:00:00Z"}', '2026-11-30T05:00:00.000000000Z')`,
+		`INSERT INTO dead_letters VALUES ('m1', 'command', 'slot-commands', x'6e6f74206a736f6e', '{}', 'not JSON', 'permanent', 1, 0,
+			'2026-11-30T05:00:00.000000000Z', '2026-11-30T05:00:00.000000000Z', 'd1')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s := open(t, dir, sqlite.Options{})
+	ctx := context.Background()
+	var got map[string]domain.Slot
+	var rec map[string]domain.Processed
+	if err := s.Batch(ctx, func(ctx context.Context, tx domain.Tx) error {
+		if got, err = tx.Slots(ctx, []string{"s1"}); err != nil {
+			return err
+		}
+		rec, err = tx.Processed(ctx, []string{"cmd-1"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got["s1"].Status != domain.StatusOpen || got["s1"].Version != 1 {
+		t.Errorf("slot after migration: %+v", got)
+	}
+	// The record's status moved into its own column: a replay may replace it.
+	if p := rec["cmd-1"]; p.Outcome.Status != domain.OutcomeDeadLettered || !p.Redo(1) {
+		t.Errorf("record after migration: %+v", p)
+	}
+	if recs, err := s.PendingEnvelopes(ctx, 10); err != nil || len(recs) != 1 || recs[0].Envelope.ID != "e1" {
+		t.Errorf("outbox after migration: %v, %v", recs, err)
+	}
+	dls, err := s.DeadLetters(ctx, publisher.DeadLetterFilter{})
+	if err != nil || len(dls) != 1 || string(dls[0].Payload) != "not json" || dls[0].Digest != "d1" {
+		t.Errorf("dead letters after migration: %+v, %v", dls, err)
+	}
+	var version int64
+	if err := s.DB().QueryRow(`SELECT max(version_id) FROM goose_db_version`).Scan(&version); err != nil || version < 2 {
+		t.Errorf("schema version %d (%v), want the latest migration", version, err)
+	}
 }

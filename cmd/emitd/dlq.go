@@ -17,7 +17,7 @@ import (
 
 var filterFlags = []cli.Flag{
 	&cli.StringSliceFlag{Name: "id", Usage: "only the dead letter with this `ID` (repeatable)"},
-	&cli.StringFlag{Name: "kind", Usage: "only `KIND` command or event"},
+	&cli.StringFlag{Name: "kind", Usage: "only `KIND` command, event or outcome"},
 	&cli.StringFlag{Name: "reason", Usage: "only dead letters whose reason contains `TEXT` (any case)"},
 	&cli.StringFlag{Name: "since", Usage: "only dead letters that first failed after `WHEN` (RFC 3339 time, or a duration such as 2h)"},
 	&cli.IntFlag{Name: "limit", Usage: "at most `N` dead letters (0: all)"},
@@ -57,7 +57,7 @@ func dlqCommand() *cli.Command {
 			},
 			{
 				Name:      "show",
-				Usage:     "print one dead letter whole, payload and metadata included",
+				Usage:     "print a dead letter whole, payload and metadata included (every one with that id)",
 				ArgsUsage: "ID",
 				Flags:     []cli.Flag{configFlag, logLevelFlag, noSyncFlag},
 				Action: func(c *cli.Context) error {
@@ -76,8 +76,11 @@ func dlqCommand() *cli.Command {
 					if len(dls) == 0 {
 						return cli.Exit(fmt.Sprintf("no dead letter %s", c.Args().First()), 1)
 					}
-					b, _ := json.MarshalIndent(showable(dls[0]), "", "  ")
-					fmt.Fprintln(c.App.Writer, string(b))
+					// Two different messages may carry one id: show each.
+					for _, d := range dls {
+						b, _ := json.MarshalIndent(showable(d), "", "  ")
+						fmt.Fprintln(c.App.Writer, string(b))
+					}
 					return nil
 				},
 			},
@@ -112,11 +115,11 @@ func dlqCommand() *cli.Command {
 							return cli.Exit("nothing removed", 1)
 						}
 					}
-					ids := make([]string, len(dls))
+					keys := make([]publisher.DeadLetterKey, len(dls))
 					for i, d := range dls {
-						ids[i] = d.ID
+						keys[i] = d.Key()
 					}
-					n, err := env.Store.DeleteDeadLetters(c.Context, ids)
+					n, err := env.Store.DeleteDeadLetters(c.Context, keys)
 					if err != nil {
 						return cli.Exit(err.Error(), 1)
 					}
@@ -173,8 +176,8 @@ func openDLQ(c *cli.Context) (*dlqEnv, error) {
 
 func parseFilter(c *cli.Context) (publisher.DeadLetterFilter, error) {
 	f := publisher.DeadLetterFilter{IDs: c.StringSlice("id"), Kind: c.String("kind"), Reason: c.String("reason"), Limit: c.Int("limit")}
-	if f.Kind != "" && f.Kind != publisher.KindCommand && f.Kind != publisher.KindEvent {
-		return f, fmt.Errorf("--kind %q: want command or event", f.Kind)
+	if f.Kind != "" && f.Kind != publisher.KindCommand && f.Kind != publisher.KindEvent && f.Kind != publisher.KindOutcome {
+		return f, fmt.Errorf("--kind %q: want command, event or outcome", f.Kind)
 	}
 	if s := c.String("since"); s != "" {
 		if t, err := time.Parse(time.RFC3339, s); err == nil {

@@ -30,6 +30,9 @@ type SubscribeOptions struct {
 	// that cannot be read otherwise (SQS: every receive takes). Without it
 	// such a reader is refused, so `emitd tail` never steals by surprise.
 	Consume bool
+	// MaxInFlight bounds the messages delivered and not yet acknowledged
+	// (router.maxInFlight for the daemon); 0: the adapter's default.
+	MaxInFlight int
 }
 
 // Broker is one configured broker, as commands or as events see it.

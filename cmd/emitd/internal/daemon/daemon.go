@@ -1,6 +1,6 @@
 // Package daemon assembles emitd from its configuration: the store, the
-// brokers, the command router and the outbox relay, and runs them until told
-// to stop.
+// brokers, the command pipeline and its router, the relays of envelopes and
+// of outcomes, and runs them until told to stop.
 package daemon
 
 import (
@@ -30,7 +30,9 @@ type Daemon struct {
 	embedded *brokers.Embedded
 	commands brokers.Broker
 	events   brokers.Broker
-	relay    *publisher.Relay
+	relay    *publisher.Relay // envelopes to the buses
+	answers  *publisher.Relay // outcomes to the results topic
+	pipeline *router.Pipeline
 	router   *message.Router
 	stats    *router.Stats
 	stopping chan struct{} // closed when Run starts stopping
@@ -46,9 +48,9 @@ type options struct {
 	wrapStore func(domain.Store) domain.Store
 }
 
-// WithStoreWrapper puts wrap around the store the command handler uses: the
-// seam through which tests inject store faults (busy, down, panics) into an
-// otherwise real daemon.
+// WithStoreWrapper puts wrap around the store the command pipeline uses:
+// the seam through which tests inject store faults (busy, down, panics) into
+// an otherwise real daemon.
 func WithStoreWrapper(wrap func(domain.Store) domain.Store) Option {
 	return func(o *options) { o.wrapStore = wrap }
 }
@@ -71,7 +73,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 		}
 	}()
 	var err error
-	if d.store, err = sqlite.Open(cfg.DataDir, true); err != nil {
+	if d.store, err = sqlite.Open(cfg.DataDir, sqlite.Options{Exclusive: true, Synchronous: cfg.Store.Synchronous}); err != nil {
 		return nil, err
 	}
 	if cfg.Commands.Broker == configs.BrokerEmbedded || cfg.Events.Broker == configs.BrokerEmbedded {
@@ -93,12 +95,18 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 		return nil, fmt.Errorf("events broker %s: %w", cfg.Events.Broker, err)
 	}
 
-	d.relay = publisher.NewRelay(d.store, d.events.Publisher(), logger)
-	d.relay.Policy = publisher.NewPolicy(cfg.EmitPolicy())
-	d.relay.BusOrder = []string{cfg.Events.DomainBus, cfg.Events.AnalyticsBus}
-	d.relay.BatchSize, d.relay.PollInterval, d.relay.MaxBackoff = cfg.Relay.BatchSize, cfg.Relay.PollInterval, cfg.Relay.MaxBackoff
+	rc := cfg.Relay
+	d.relay = publisher.NewRelay("events", publisher.EventFeed{Outbox: d.store, Policy: publisher.NewPolicy(cfg.EmitPolicy())},
+		d.events.Publisher(), logger)
+	d.relay.TopicOrder = []string{cfg.Events.DomainBus, cfg.Events.AnalyticsBus}
+	d.answers = publisher.NewRelay("outcomes", publisher.OutcomeFeed{Outbox: d.store, Topic: cfg.Commands.ResultsTopic, DeadLetters: d.store},
+		d.commands.Publisher(), logger)
+	for _, r := range []*publisher.Relay{d.relay, d.answers} {
+		r.BatchSize, r.PollInterval, r.MaxBackoff = rc.BatchSize, rc.PollInterval, rc.MaxBackoff
+	}
 
-	sub, err := d.commands.Subscriber(brokers.SubscribeOptions{Group: cfg.Commands.Group, FromBeginning: true})
+	sub, err := d.commands.Subscriber(brokers.SubscribeOptions{Group: cfg.Commands.Group, FromBeginning: true,
+		MaxInFlight: cfg.Router.MaxInFlight})
 	if err != nil {
 		return nil, err
 	}
@@ -106,29 +114,37 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	if o.wrapStore != nil {
 		store = o.wrapStore(store)
 	}
-	h := &router.Handler{
+	retry := router.RetryPolicy{MaxRetries: *cfg.Router.Retry.MaxRetries, InitialInterval: cfg.Router.Retry.InitialInterval,
+		MaxInterval: cfg.Router.Retry.MaxInterval, MaxElapsed: cfg.Router.Retry.MaxElapsed}
+	d.pipeline = &router.Pipeline{
 		Store:     store,
 		Aggregate: domain.Aggregate{},
 		Factory: domain.EnvelopeFactory{Meta: cfg.Metadata, DomainBus: cfg.Events.DomainBus,
 			AnalyticsBus: cfg.Events.AnalyticsBus},
-		Results:      d.commands.Publisher(),
-		ResultsTopic: cfg.Commands.ResultsTopic,
-		Now:          func() time.Time { return d.Now() },
-		OnCommit:     d.relay.Notify,
-		Stats:        d.stats,
-		Logger:       logger,
+		Now:         func() time.Time { return d.Now() },
+		MaxBatch:    cfg.Router.BatchSize,
+		MaxInFlight: cfg.Router.MaxInFlight,
+		MaxBytes:    cfg.Commands.MaxBytes,
+		Timeout:     cfg.Router.HandlerTimeout,
+		Retry:       retry,
+		Ping:        d.store.Ping,
+		OnCommit:    func() { d.relay.Notify(); d.answers.Notify() },
+		Stats:       d.stats,
+		Logger:      logger,
 	}
 	host, _ := os.Hostname()
-	d.router, err = router.New(router.Config{
-		CommandTopic:   cfg.Commands.Topic,
-		DLQTopic:       cfg.Commands.DLQTopic,
-		Instance:       fmt.Sprintf("%s/%d", host, os.Getpid()),
-		HandlerTimeout: cfg.Router.HandlerTimeout,
-		Retry: router.RetryPolicy{MaxRetries: *cfg.Router.Retry.MaxRetries, InitialInterval: cfg.Router.Retry.InitialInterval,
-			MaxInterval: cfg.Router.Retry.MaxInterval, MaxElapsed: cfg.Router.Retry.MaxElapsed},
-		Stopping: d.stopping,
-	}, sub, d.commands.Publisher(), h, logger)
-	if err != nil {
+	pq := router.NewPoisonQueue(router.PoisonQueue{
+		Publisher: d.commands.Publisher(),
+		Topic:     cfg.Commands.DLQTopic,
+		Store:     d.store,
+		Instance:  fmt.Sprintf("%s/%d", host, os.Getpid()),
+		Retry:     retry,
+		Timeout:   cfg.Router.HandlerTimeout,
+		Stopping:  d.stopping,
+		Stats:     d.stats,
+		Logger:    logger,
+	})
+	if d.router, _, err = router.New(cfg.Commands.Topic, sub, d.pipeline, pq, logger); err != nil {
 		return nil, err
 	}
 	started = true
@@ -150,12 +166,16 @@ func (d *Daemon) EmbeddedURL() string {
 func (d *Daemon) Running() chan struct{} { return d.router.Running() }
 
 // Run serves until ctx is cancelled, then stops cleanly: no new command is
-// taken, in-flight commands finish (or are left for redelivery), the relay
-// flushes the outbox, and everything is closed. It returns nil on a clean stop.
+// taken, the batch being committed finishes and its commands are
+// acknowledged, the commands queued behind it are left for redelivery, the
+// relays flush their outboxes, and everything is closed. It returns nil on a
+// clean stop.
 func (d *Daemon) Run(ctx context.Context) error {
-	relayCtx, stopRelay := context.WithCancel(context.Background())
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- d.relay.Run(relayCtx, 10*time.Second) }()
+	relayCtx, stopRelays := context.WithCancel(context.Background())
+	relayDone := make(chan error, 2)
+	for _, r := range []*publisher.Relay{d.relay, d.answers} {
+		go func() { relayDone <- r.Run(relayCtx, 10*time.Second) }()
+	}
 
 	routerDone := make(chan error, 1)
 	go func() { routerDone <- d.router.Run(context.Background()) }()
@@ -168,14 +188,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			runErr = errors.New("command router stopped unexpectedly")
 		}
 	}
-	d.logger.Info("emitd stopping: finishing in-flight commands", nil)
+	d.logger.Info("emitd stopping: finishing the batch in flight", nil)
 	close(d.stopping)
 	if err := d.router.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close router: %w", err))
 	}
-	stopRelay()
-	if err := <-relayDone; err != nil {
-		runErr = errors.Join(runErr, err)
+	stopRelays()
+	for range 2 {
+		if err := <-relayDone; err != nil {
+			runErr = errors.Join(runErr, err)
+		}
 	}
 	d.logStats()
 	if err := d.closeAll(); err != nil {
@@ -188,6 +210,7 @@ func (d *Daemon) logStats() {
 	counts := d.stats.Snapshot()
 	counts["events.published"] = d.relay.Published()
 	counts["events.dead_lettered"] = d.relay.DeadLettered()
+	counts["outcomes.published"] = d.answers.Published()
 	keys := make([]string, 0, len(counts))
 	for k := range counts {
 		keys = append(keys, k)

@@ -89,33 +89,68 @@ func eachSetup(t *testing.T, test func(t *testing.T, s *setup)) {
 // faultyStore is the real store with faults switched on and off by the test.
 type faultyStore struct {
 	domain.Store
-	mu       sync.Mutex
-	down     bool // Commit fails as a busy or unreachable store does
-	commits  atomic.Int64
-	failures atomic.Int64
-	panicOn  string // GetSlot of this slot id panics
+	mu        sync.Mutex
+	down      bool // every batch fails as an unreachable database does: commands wait
+	refuse    bool // the store refuses to record any accepted command: it is that command's fault
+	batches   atomic.Int64
+	failures  atomic.Int64 // batches that failed by a fault
+	panicOn   string       // reading this slot panics (a real bug: a write to a nil map)
+	accepting atomic.Int64 // batches that committed an accepted command
 }
 
-func (f *faultyStore) setDown(v bool) { f.mu.Lock(); f.down = v; f.mu.Unlock() }
-
-func (f *faultyStore) Commit(ctx context.Context, c domain.Commit) error {
-	f.commits.Add(1)
+func (f *faultyStore) set(down, refuse bool) {
 	f.mu.Lock()
-	down := f.down
+	f.down, f.refuse = down, refuse
 	f.mu.Unlock()
-	if down {
-		f.failures.Add(1)
-		return errors.New("database is locked (SQLITE_BUSY)")
-	}
-	return f.Store.Commit(ctx, c)
 }
 
-func (f *faultyStore) GetSlot(ctx context.Context, id string) (domain.Slot, bool, error) {
-	if id == f.panicOn {
-		var m map[string]int
-		m["boom"]++ // a real bug: write to a nil map
+func (f *faultyStore) faults() (down, refuse bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down, f.refuse
+}
+
+func (f *faultyStore) Batch(ctx context.Context, fn func(context.Context, domain.Tx) error) error {
+	f.batches.Add(1)
+	if down, _ := f.faults(); down {
+		f.failures.Add(1)
+		return fmt.Errorf("%w: dial tcp 127.0.0.1:5432: connection refused", domain.ErrUnavailable)
 	}
-	return f.Store.GetSlot(ctx, id)
+	accepted := false
+	err := f.Store.Batch(ctx, func(ctx context.Context, tx domain.Tx) error {
+		return fn(ctx, faultyTx{Tx: tx, f: f, accepted: &accepted})
+	})
+	if err == nil && accepted {
+		f.accepting.Add(1)
+	}
+	return err
+}
+
+type faultyTx struct {
+	domain.Tx
+	f        *faultyStore
+	accepted *bool
+}
+
+func (t faultyTx) Slots(ctx context.Context, ids []string) (map[string]domain.Slot, error) {
+	if slices.Contains(ids, t.f.panicOn) {
+		var m map[string]int
+		m["boom"]++
+	}
+	return t.Tx.Slots(ctx, ids)
+}
+
+func (t faultyTx) Save(ctx context.Context, commits []domain.Commit) error {
+	for _, c := range commits {
+		if c.Record && c.Outcome.Status == domain.OutcomeAccepted {
+			if _, refuse := t.f.faults(); refuse {
+				t.f.failures.Add(1)
+				return errors.New("CHECK constraint failed: the store refuses this command")
+			}
+			*t.accepted = true
+		}
+	}
+	return t.Tx.Save(ctx, commits)
 }
 
 func withFaults(f *faultyStore) daemon.Option {
@@ -212,7 +247,7 @@ func TestPermanentFailuresGoToTheDLQAtOnce(t *testing.T) {
 			case d.Class != "permanent" || d.Attempts != 1 || d.Origin != s.cfg.Commands.Topic || d.Digest != publisher.Digest(d.Payload):
 				t.Errorf("payload %q: class %s, attempts %d, origin %s, digest ok %v", d.Payload, d.Class, d.Attempts, d.Origin, d.Digest == publisher.Digest(d.Payload))
 			}
-			if strings.Contains(d.Reason, "panic") && !strings.Contains(d.Reason, "faultyStore).GetSlot") {
+			if strings.Contains(d.Reason, "panic") && !strings.Contains(d.Reason, "faultyTx.Slots") {
 				t.Errorf("panic reason does not say where: %q", d.Reason)
 			}
 		}
@@ -224,15 +259,17 @@ func TestPermanentFailuresGoToTheDLQAtOnce(t *testing.T) {
 	})
 }
 
-// TestTransientFailureRetriedDeadLetteredAndReplayedOnce: a store that is
-// down is retried up to the bound, then the command is dead-lettered as
-// "retries exhausted". A dry run changes nothing. Once the store is back,
-// replay processes the command exactly once, with the original bytes.
+// TestTransientFailureRetriedDeadLetteredAndReplayedOnce: a command the
+// store keeps refusing, while it answers, is retried up to the bound, then
+// dead-lettered as "retries exhausted", and recorded so, so that no later
+// delivery of it is accepted behind the poison queue's back. A dry run
+// changes nothing. Once the store takes it, replay processes the command
+// exactly once, with the original bytes.
 func TestTransientFailureRetriedDeadLetteredAndReplayedOnce(t *testing.T) {
 	eachSetup(t, func(t *testing.T, s *setup) {
 		s.cfg.Router.Retry.MaxRetries = ptr(3)
 		faults := &faultyStore{}
-		faults.setDown(true)
+		faults.set(false, true)
 		r := start(t, s.cfg, withFaults(faults))
 		results := r.read(t, s.cfg.Commands.ResultsTopic)
 		o := operator(t, s.cfg)
@@ -246,7 +283,7 @@ func TestTransientFailureRetriedDeadLetteredAndReplayedOnce(t *testing.T) {
 		dls := deadLetters(t, o, 1)
 		d := dls[0]
 		if d.Class != "transient" || d.Attempts != 4 || !strings.Contains(d.Reason, "retries exhausted after 4 attempts") ||
-			!strings.Contains(d.Reason, "database is locked") || faults.failures.Load() != 4 {
+			!strings.Contains(d.Reason, "the store refuses this command") || faults.failures.Load() != 4 {
 			t.Fatalf("dead letter %+v after %d store failures; want transient, 4 attempts (1 + maxRetries 3)", d, faults.failures.Load())
 		}
 		if string(d.Payload) != payload || d.Metadata["sender"] != "billing-service" || d.Metadata[publisher.MetaCorrelationID] != "corr-"+s.name {
@@ -257,12 +294,13 @@ func TestTransientFailureRetriedDeadLetteredAndReplayedOnce(t *testing.T) {
 		if dry.Replayed != 1 || dry.Results[0].Action != "would-replay" {
 			t.Fatalf("dry run: %+v", dry)
 		}
+		batches := faults.batches.Load()
 		time.Sleep(200 * time.Millisecond)
-		if left, _ := o.Store.DeadLetters(context.Background(), publisher.DeadLetterFilter{}); len(left) != 1 || faults.commits.Load() != 4 {
-			t.Fatalf("dry run changed something: %d dead letters, %d commits", len(left), faults.commits.Load())
+		if left, _ := o.Store.DeadLetters(context.Background(), publisher.DeadLetterFilter{}); len(left) != 1 || faults.batches.Load() != batches {
+			t.Fatalf("dry run changed something: %d dead letters, %d batches (were %d)", len(left), faults.batches.Load(), batches)
 		}
 
-		faults.setDown(false) // the operator fixed the store
+		faults.set(false, false) // the operator fixed the store
 		sum := replay(t, o, false, publisher.DeadLetterFilter{Reason: "retries exhausted"})
 		if sum.Replayed != 1 || sum.Failed != 0 {
 			t.Fatalf("replay: %+v", sum)
@@ -285,8 +323,8 @@ func TestTransientFailureRetriedDeadLetteredAndReplayedOnce(t *testing.T) {
 		if left := deadLetters(t, o, 0); len(left) != 0 {
 			t.Fatalf("%d dead letters after replay", len(left))
 		}
-		if faults.commits.Load()-faults.failures.Load() != 1 {
-			t.Fatalf("%d successful commits, want exactly 1", faults.commits.Load()-faults.failures.Load())
+		if n := faults.accepting.Load(); n != 1 {
+			t.Fatalf("%d batches accepted the command, want exactly 1", n)
 		}
 		if s.browse { // what went back is what was sent, byte for byte
 			// (Kafka orders per partition only: find the replay by its counter.)
@@ -312,7 +350,7 @@ func TestReplayRefusesTamperedAndStopsLoops(t *testing.T) {
 	eachSetup(t, func(t *testing.T, s *setup) {
 		s.cfg.Router.Retry.MaxRetries = ptr(1)
 		faults := &faultyStore{}
-		faults.setDown(true) // never fixed
+		faults.set(false, true) // never fixed
 		r := start(t, s.cfg, withFaults(faults))
 		o := operator(t, s.cfg)
 		r.send(t, create("2026-12-07", 9, 1))
@@ -349,20 +387,16 @@ func TestReplayRefusesTamperedAndStopsLoops(t *testing.T) {
 	})
 }
 
-// TestInFlightAtShutdownIsRedeliveredNotDeadLettered: a command failing when
-// the daemon stops is left for redelivery, and after a restart it is
-// processed once; nothing reaches the poison queue.
+// TestInFlightAtShutdownIsRedeliveredNotDeadLettered: a command waiting for
+// the store when the daemon stops is left for redelivery, and after a
+// restart it is processed once; nothing reaches the poison queue.
 func TestInFlightAtShutdownIsRedeliveredNotDeadLettered(t *testing.T) {
 	eachSetup(t, func(t *testing.T, s *setup) {
-		s.cfg.Router.Retry.MaxRetries = ptr(1000) // it would retry for a long while
-		if s.name != "sqs" {                      // SQS: bounded by the visibility timeout, see setups
-			s.cfg.Router.Retry.MaxElapsed = 20 * time.Second
-		}
 		faults := &faultyStore{}
-		faults.setDown(true)
+		faults.set(true, false)
 		r := start(t, s.cfg, withFaults(faults))
 		ids := r.send(t, create("2026-12-09", 9, 1))
-		for faults.failures.Load() < 2 { // it is being retried: in flight
+		for faults.failures.Load() < 2 { // it is waiting for the store: in flight
 			time.Sleep(10 * time.Millisecond)
 		}
 		if err := r.stop(); err != nil {
@@ -458,10 +492,10 @@ type slowStore struct {
 	once    sync.Once
 }
 
-func (s *slowStore) Commit(ctx context.Context, c domain.Commit) error {
+func (s *slowStore) Batch(ctx context.Context, fn func(context.Context, domain.Tx) error) error {
 	s.once.Do(func() { close(s.entered) })
 	time.Sleep(500 * time.Millisecond)
-	return s.Store.Commit(ctx, c)
+	return s.Store.Batch(ctx, fn)
 }
 
 // TestInFlightCommandFinishesAndIsAcknowledged: a command being committed

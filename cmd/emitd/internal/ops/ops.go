@@ -39,7 +39,7 @@ func Open(cfg *configs.Config, logger watermill.LoggerAdapter) (*Ops, error) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, sqlite.FileName)); err != nil {
 		return nil, fmt.Errorf("no emitd store in dataDir %q (%v): run where `emitd serve` runs, or set dataDir in --config", cfg.DataDir, err)
 	}
-	store, err := sqlite.Open(cfg.DataDir, false)
+	store, err := sqlite.Open(cfg.DataDir, sqlite.Options{Synchronous: cfg.Store.Synchronous})
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (o *Ops) Sync(ctx context.Context) (int, error) {
 // Replayer returns a replayer on the configured brokers (none are opened for
 // a dry run: it publishes nothing).
 func (o *Ops) Replayer(ctx context.Context, maxReplays int, dryRun bool) (*publisher.Replayer, error) {
-	r := &publisher.Replayer{Store: o.Store, CommandTopic: o.cfg.Commands.Topic, Policy: publisher.NewPolicy(o.cfg.EmitPolicy()),
+	r := &publisher.Replayer{Store: o.Store, CommandTopic: o.cfg.Commands.Topic, ResultsTopic: o.cfg.Commands.ResultsTopic, Policy: publisher.NewPolicy(o.cfg.EmitPolicy()),
 		MaxReplays: maxReplays, DryRun: dryRun, Logger: o.logger}
 	if dryRun {
 		return r, nil

@@ -1,0 +1,537 @@
+// Package storetest is the contract suite every state store of emitd passes
+// (SQLite, PostgreSQL): everything the daemon, `emitd dlq` and `emitd replay`
+// need of a store, asserted through the ports they use. It is imported only
+// from _test files.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/emitd/emitd/domain"
+	"github.com/emitd/emitd/publisher"
+)
+
+// Store is what a store offers the daemon and the operator commands.
+type Store interface {
+	domain.Store
+	publisher.Outbox
+	publisher.OutcomeOutbox
+	publisher.DeadLetterStore
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Factory makes a new, empty store for one test; it owns cleanup (the suite
+// closes the store too: Close must be idempotent).
+type Factory func(t *testing.T) Store
+
+// Run runs the suite against the stores f makes.
+func Run(t *testing.T, f Factory) {
+	t.Run("BatchIsAllOrNothing", func(t *testing.T) { batchIsAllOrNothing(t, f(t)) })
+	t.Run("RecordsAndDuplicates", func(t *testing.T) { recordsAndDuplicates(t, f(t)) })
+	t.Run("DeadLetteredRecordIsReplaced", func(t *testing.T) { deadLetteredRecordIsReplaced(t, f(t)) })
+	t.Run("SlotVersions", func(t *testing.T) { slotVersions(t, f(t)) })
+	t.Run("OutboxInCommitOrder", func(t *testing.T) { outboxInCommitOrder(t, f(t)) })
+	t.Run("RefusedEnvelopesMoveAtomically", func(t *testing.T) { refusedEnvelopesMove(t, f(t)) })
+	t.Run("OutcomeOutbox", func(t *testing.T) { outcomeOutbox(t, f(t)) })
+	t.Run("DeadLetters", func(t *testing.T) { deadLetters(t, f(t)) })
+	t.Run("ConcurrentBatchesOnOneSlot", func(t *testing.T) { concurrentBatches(t, f(t)) })
+	t.Run("ClosedStoreIsUnavailable", func(t *testing.T) { closedIsUnavailable(t, f(t)) })
+}
+
+var ctx = context.Background()
+
+// base is a fixed instant with nanoseconds, so that time round trips show.
+var base = time.Date(2031, 3, 4, 5, 6, 7, 123456789, time.UTC)
+
+func slot(id string, status domain.Status, version int, start time.Time) domain.Slot {
+	return domain.Slot{SlotID: id, Status: status, Version: version,
+		TimeSlot: domain.TimeSlot{StartTime: start, EndTime: start.Add(time.Hour)}, CreatedAt: base, UpdatedAt: base.Add(time.Duration(version) * time.Second)}
+}
+
+// sameSlot compares slots, times as instants (a store may keep another
+// location or monotonic reading).
+func sameSlot(a, b domain.Slot) bool {
+	return a.SlotID == b.SlotID && a.HostName == b.HostName && a.Status == b.Status && a.Version == b.Version &&
+		a.TimeSlot.StartTime.Equal(b.TimeSlot.StartTime) && a.TimeSlot.EndTime.Equal(b.TimeSlot.EndTime) &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+func envelope(bus, slotID string, n int) domain.Envelope {
+	return domain.Envelope{EventBusName: bus, Source: "reservation.slotreservation.created", DetailType: "Created",
+		Detail: fmt.Sprintf(`{"metadata":{"id":"e%d"},"data":{"n":%d,"text":"ünïcode & <tags>"}}`, n, n), ID: uuid.NewString(),
+		CorrelationID: "corr-" + slotID, SlotID: slotID, Event: domain.EventCreated}
+}
+
+func accepted(cmdID string, envs ...domain.Envelope) domain.Commit {
+	o := domain.Outcome{CommandID: cmdID, CorrelationID: "corr-" + cmdID, Type: domain.CmdCreateSlots, Status: domain.OutcomeAccepted, At: base}
+	for _, e := range envs {
+		o.EventIDs = append(o.EventIDs, e.ID)
+	}
+	return domain.Commit{Outcome: o, Record: true, Envelopes: envs}
+}
+
+// save commits commits in one batch.
+func save(t *testing.T, s Store, commits ...domain.Commit) error {
+	t.Helper()
+	return s.Batch(ctx, func(ctx context.Context, tx domain.Tx) error { return tx.Save(ctx, commits) })
+}
+
+func mustSave(t *testing.T, s Store, commits ...domain.Commit) {
+	t.Helper()
+	if err := save(t, s, commits...); err != nil {
+		t.Fatalf("save: %v", err)
+	}
+}
+
+func processed(t *testing.T, s Store, ids ...string) map[string]domain.Processed {
+	t.Helper()
+	var out map[string]domain.Processed
+	if err := s.Batch(ctx, func(ctx context.Context, tx domain.Tx) error {
+		var err error
+		out, err = tx.Processed(ctx, ids)
+		return err
+	}); err != nil {
+		t.Fatalf("processed: %v", err)
+	}
+	return out
+}
+
+func slots(t *testing.T, s Store, ids ...string) map[string]domain.Slot {
+	t.Helper()
+	var out map[string]domain.Slot
+	if err := s.Batch(ctx, func(ctx context.Context, tx domain.Tx) error {
+		var err error
+		out, err = tx.Slots(ctx, ids)
+		return err
+	}); err != nil {
+		t.Fatalf("slots: %v", err)
+	}
+	return out
+}
+
+func pending(t *testing.T, s Store, limit int) []publisher.OutboxRecord {
+	t.Helper()
+	recs, err := s.PendingEnvelopes(ctx, limit)
+	if err != nil {
+		t.Fatalf("pending envelopes: %v", err)
+	}
+	return recs
+}
+
+func batchIsAllOrNothing(t *testing.T, s Store) {
+	boom := errors.New("boom")
+	sl := slot(uuid.NewString(), domain.StatusOpen, 1, base)
+	c := accepted("cmd-1", envelope("reservation", sl.SlotID, 1))
+	c.Slots = []domain.Slot{sl}
+	err := s.Batch(ctx, func(ctx context.Context, tx domain.Tx) error {
+		if err := tx.Save(ctx, []domain.Commit{c}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Batch returned %v, want fn's error", err)
+	}
+	if got := processed(t, s, "cmd-1"); len(got) != 0 {
+		t.Errorf("rolled-back batch left a record: %v", got)
+	}
+	if got := slots(t, s, sl.SlotID); len(got) != 0 {
+		t.Errorf("rolled-back batch left a slot: %v", got)
+	}
+	if got := pending(t, s, 10); len(got) != 0 {
+		t.Errorf("rolled-back batch left %d envelopes", len(got))
+	}
+	if got, _ := s.PendingOutcomes(ctx, 10); len(got) != 0 {
+		t.Errorf("rolled-back batch left %d outcomes", len(got))
+	}
+	mustSave(t, s, c)
+	if got := processed(t, s, "cmd-1"); len(got) != 1 {
+		t.Errorf("committed batch: records %v", got)
+	}
+}
+
+func recordsAndDuplicates(t *testing.T, s Store) {
+	a := accepted("cmd-a")
+	a.Outcome.EventIDs = []string{"e1", "e2"}
+	rejected := domain.Commit{Record: true, Outcome: domain.Outcome{CommandID: "cmd-r", CorrelationID: "c", Type: domain.CmdCheckIn,
+		Status: domain.OutcomeRejected, Reason: "Slot is not in the correct status …", At: base}}
+	answerAgain := domain.Commit{Outcome: a.Outcome} // Record false: a re-sent answer
+	noID := domain.Commit{Outcome: domain.Outcome{CommandID: "message-7", Status: domain.OutcomeDeadLettered, Reason: "not JSON", At: base}}
+	mustSave(t, s, a, rejected, noID)
+	mustSave(t, s, answerAgain)
+
+	got := processed(t, s, "cmd-a", "cmd-r", "message-7", "unknown")
+	if len(got) != 2 {
+		t.Fatalf("records %v, want cmd-a and cmd-r only (a commit with Record false records nothing)", got)
+	}
+	if o := got["cmd-a"].Outcome; o.Status != domain.OutcomeAccepted || len(o.EventIDs) != 2 || !o.At.Equal(base) || o.CorrelationID != "corr-cmd-a" {
+		t.Errorf("cmd-a record %+v", o)
+	}
+	if o := got["cmd-r"].Outcome; o.Status != domain.OutcomeRejected || o.Reason != rejected.Outcome.Reason {
+		t.Errorf("cmd-r record %+v", o)
+	}
+	// Every commit's outcome is in the outcome outbox, recorded or not.
+	outs, err := s.PendingOutcomes(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, o := range outs {
+		ids = append(ids, o.Outcome.CommandID)
+	}
+	if strings.Join(ids, ",") != "cmd-a,cmd-r,message-7,cmd-a" {
+		t.Errorf("outcome outbox holds %v, want cmd-a,cmd-r,message-7,cmd-a in commit order", ids)
+	}
+	// Recording an id recorded already is a conflict, and writes nothing.
+	again := accepted("cmd-a")
+	again.Envelopes = []domain.Envelope{envelope("reservation", "s", 1)}
+	if err := save(t, s, again); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("recording cmd-a twice: %v, want domain.ErrConflict", err)
+	}
+	if n := len(pending(t, s, 10)); n != 0 {
+		t.Errorf("the conflicting batch left %d envelopes", n)
+	}
+}
+
+func deadLetteredRecordIsReplaced(t *testing.T, s Store) {
+	dl := domain.Commit{Record: true, Replays: 0, Outcome: domain.Outcome{CommandID: "cmd-d", Status: domain.OutcomeDeadLettered,
+		Reason: "retries exhausted after 6 attempts: store down", At: base}}
+	mustSave(t, s, dl)
+	got := processed(t, s, "cmd-d")["cmd-d"]
+	if got.Outcome.Status != domain.OutcomeDeadLettered || got.Replays != 0 {
+		t.Fatalf("record %+v", got)
+	}
+	if got.Redo(0) || !got.Redo(1) {
+		t.Errorf("Redo(0)=%v Redo(1)=%v: only a delivery replayed more often is a new attempt", got.Redo(0), got.Redo(1))
+	}
+	// A redelivery with the same replay count may not record it again.
+	if err := save(t, s, dl); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("re-recording the dead letter: %v, want ErrConflict", err)
+	}
+	// The operator's replay is processed anew, and its record replaces it.
+	replayed := accepted("cmd-d")
+	replayed.Replays = 1
+	mustSave(t, s, replayed)
+	got = processed(t, s, "cmd-d")["cmd-d"]
+	if got.Outcome.Status != domain.OutcomeAccepted || got.Replays != 1 {
+		t.Errorf("after replay: record %+v, want accepted with 1 replay", got)
+	}
+	// An accepted record is never replaced, however often replayed.
+	again := accepted("cmd-d")
+	again.Replays = 5
+	if err := save(t, s, again); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("replacing an accepted record: %v, want ErrConflict", err)
+	}
+}
+
+func slotVersions(t *testing.T, s Store) {
+	a := slot(uuid.NewString(), domain.StatusOpen, 1, base.Add(2*time.Hour))
+	b := slot(uuid.NewString(), domain.StatusOpen, 1, base.Add(time.Hour))
+	c := accepted("create")
+	c.Slots = []domain.Slot{a, b}
+	mustSave(t, s, c)
+	got := slots(t, s, a.SlotID, b.SlotID, "no-such-slot")
+	if len(got) != 2 {
+		t.Fatalf("Slots: %v", got)
+	}
+	if g := got[a.SlotID]; !sameSlot(g, a) {
+		t.Errorf("slot round trip: got %+v, want %+v", g, a)
+	}
+
+	// Two changes of one slot in one batch, in order: reserve, then check in.
+	r := a
+	r.Status, r.HostName, r.Version, r.UpdatedAt = domain.StatusReserved, "Sam Person", 2, base.Add(time.Minute)
+	ci := r
+	ci.Status, ci.Version = domain.StatusCheckedIn, 3
+	c1, c2 := accepted("reserve"), accepted("checkin")
+	c1.Slots, c2.Slots = []domain.Slot{r}, []domain.Slot{ci}
+	mustSave(t, s, c1, c2)
+	if g := slots(t, s, a.SlotID)[a.SlotID]; g.Status != domain.StatusCheckedIn || g.Version != 3 || g.HostName != "Sam Person" {
+		t.Errorf("after two changes in one batch: %+v", g)
+	}
+	// A stale version is a conflict.
+	stale := accepted("stale")
+	stale.Slots = []domain.Slot{r} // version 2 again: the store has 3
+	if err := save(t, s, stale); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("stale version: %v, want ErrConflict", err)
+	}
+	// A slot created twice is a conflict too.
+	dup := accepted("dup")
+	dup.Slots = []domain.Slot{b}
+	if err := save(t, s, dup); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("slot created twice: %v, want ErrConflict", err)
+	}
+
+	var listed []domain.Slot
+	if err := s.Batch(ctx, func(ctx context.Context, tx domain.Tx) error {
+		var err error
+		listed, err = tx.ListSlots(ctx, domain.StatusOpen, domain.StatusCheckedIn)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 2 || listed[0].SlotID != b.SlotID || listed[1].SlotID != a.SlotID {
+		t.Errorf("ListSlots(OPEN, CHECKED_IN) = %v, want b then a (by start time)", listed)
+	}
+}
+
+func outboxInCommitOrder(t *testing.T, s Store) {
+	var want []string
+	for batch := range 3 {
+		var commits []domain.Commit
+		for i := range 4 {
+			d := envelope("reservation", fmt.Sprintf("slot-%d", i), batch*10+i)
+			a := envelope("analytics", d.SlotID, batch*10+i)
+			commits = append(commits, accepted(fmt.Sprintf("c-%d-%d", batch, i), d, a))
+			want = append(want, d.ID, a.ID)
+		}
+		mustSave(t, s, commits...)
+	}
+	recs := pending(t, s, 100)
+	var got []string
+	for i, r := range recs {
+		got = append(got, r.Envelope.ID)
+		if i > 0 && r.Seq <= recs[i-1].Seq {
+			t.Errorf("seq %d after %d: not increasing", r.Seq, recs[i-1].Seq)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("outbox order differs from commit order")
+	}
+	first := pending(t, s, 5)
+	if len(first) != 5 {
+		t.Fatalf("limit 5: %d records", len(first))
+	}
+	e := first[0].Envelope
+	orig := envelope("reservation", "slot-0", 0)
+	if e.Detail != orig.Detail || e.Source != orig.Source || e.DetailType != "Created" || e.CorrelationID != "corr-slot-0" ||
+		e.SlotID != "slot-0" || e.Event != domain.EventCreated || e.EventBusName != "reservation" {
+		t.Errorf("envelope round trip: %+v", e)
+	}
+	if err := s.MarkSent(ctx, []int64{first[0].Seq, first[2].Seq}); err != nil {
+		t.Fatal(err)
+	}
+	after := pending(t, s, 100)
+	if len(after) != len(recs)-2 || after[0].Seq != first[1].Seq || after[1].Seq != first[3].Seq {
+		t.Errorf("after MarkSent of the 1st and 3rd: %d left, starting %d, %d", len(after), after[0].Seq, after[1].Seq)
+	}
+}
+
+func refusedEnvelopesMove(t *testing.T, s Store) {
+	d := envelope("reservation", "s1", 1)
+	mustSave(t, s, accepted("c1", d, envelope("analytics", "s1", 1)))
+	recs := pending(t, s, 10)
+	at := base.Add(time.Hour)
+	if err := s.DeadLetterEvents(ctx, []publisher.EventDeadLetter{{Seq: recs[0].Seq, Envelope: recs[0].Envelope, Reason: "refused: too large", At: at}}); err != nil {
+		t.Fatal(err)
+	}
+	left := pending(t, s, 10)
+	if len(left) != 1 || left[0].Seq != recs[1].Seq {
+		t.Fatalf("outbox after dead-lettering the first: %v", left)
+	}
+	dls, err := s.DeadLetters(ctx, publisher.DeadLetterFilter{Kind: publisher.KindEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := publisher.EventDeadLetterOf(d, "refused: too large", at)
+	if len(dls) != 1 || dls[0].ID != d.ID || string(dls[0].Payload) != string(want.Payload) || dls[0].Origin != "reservation" ||
+		dls[0].Digest != want.Digest || !dls[0].First.Equal(at) || dls[0].Metadata[publisher.MetaEventID] != d.ID {
+		t.Fatalf("event dead letter %+v", dls)
+	}
+}
+
+func outcomeOutbox(t *testing.T, s Store) {
+	var want []string
+	for i := range 5 {
+		id := fmt.Sprintf("cmd-%d", i)
+		mustSave(t, s, accepted(id))
+		want = append(want, id)
+	}
+	one, err := s.PendingOutcomes(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, _ := s.PendingOutcomes(ctx, 100)
+	var got []string
+	for i, r := range one {
+		got = append(got, r.Outcome.CommandID)
+		if r.MessageID == "" || r.MessageID != two[i].MessageID {
+			t.Errorf("outcome %d: message id %q, then %q: it must be fixed at commit", i, r.MessageID, two[i].MessageID)
+		}
+		if !strings.Contains(string(r.Payload), `"commandId":"`+r.Outcome.CommandID+`"`) {
+			t.Errorf("outcome %d payload %s", i, r.Payload)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("outcomes %v, want %v", got, want)
+	}
+	if err := s.MarkOutcomesSent(ctx, []int64{one[0].Seq, one[1].Seq}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := s.PendingOutcomes(ctx, 100); len(left) != 3 || left[0].Outcome.CommandID != "cmd-2" {
+		t.Errorf("after marking two sent: %v", left)
+	}
+}
+
+func deadLetter(id, kind, reason string, first time.Time, payload string) publisher.DeadLetter {
+	return publisher.DeadLetter{ID: id, Kind: kind, Origin: "slot-commands", Reason: reason, Class: "permanent", Attempts: 1,
+		First: first, Last: first.Add(time.Second), Digest: publisher.Digest([]byte(payload)), Payload: []byte(payload),
+		Metadata: map[string]string{"correlation_id": "c-" + id, publisher.DLQReplays: "0"}}
+}
+
+func deadLetters(t *testing.T, s Store) {
+	binary := string([]byte{0xff, 0x00, 0xfe, 'x'})
+	all := []publisher.DeadLetter{
+		deadLetter("m1", publisher.KindCommand, "invalid command: data.startHour: must be between 0 and 23", base, `{"type":"CreateSlots"}`),
+		deadLetter("m2", publisher.KindCommand, "Retries exhausted after 6 attempts", base.Add(time.Minute), binary),
+		deadLetter("m3", publisher.KindEvent, "refused", base.Add(2*time.Minute), `{"EventBusName":"reservation"}`),
+		// Same id as m1, other bytes: a different dead letter.
+		deadLetter("m1", publisher.KindCommand, "not JSON", base.Add(3*time.Minute), `garbage`),
+	}
+	if err := s.AddDeadLetters(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	// The same message again is kept once.
+	if err := s.AddDeadLetters(ctx, all[:1]); err != nil {
+		t.Fatal(err)
+	}
+	list := func(f publisher.DeadLetterFilter) []publisher.DeadLetter {
+		t.Helper()
+		dls, err := s.DeadLetters(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dls
+	}
+	got := list(publisher.DeadLetterFilter{})
+	if len(got) != 4 {
+		t.Fatalf("%d dead letters, want 4 (two with id m1 and different payloads)", len(got))
+	}
+	for i, d := range got {
+		if d.ID != all[i].ID || d.Digest != all[i].Digest || string(d.Payload) != string(all[i].Payload) || d.Reason != all[i].Reason ||
+			!d.First.Equal(all[i].First) || !d.Last.Equal(all[i].Last) || d.Metadata["correlation_id"] != "c-"+d.ID || d.Kind != all[i].Kind {
+			t.Errorf("dead letter %d: got %+v\nwant %+v", i, d, all[i])
+		}
+	}
+	if g := list(publisher.DeadLetterFilter{Kind: publisher.KindEvent}); len(g) != 1 || g[0].ID != "m3" {
+		t.Errorf("kind event: %v", g)
+	}
+	if g := list(publisher.DeadLetterFilter{Reason: "retries EXHAUSTED"}); len(g) != 1 || g[0].ID != "m2" {
+		t.Errorf("reason filter (any case): %v", g)
+	}
+	if g := list(publisher.DeadLetterFilter{Since: base.Add(90 * time.Second)}); len(g) != 2 {
+		t.Errorf("since: %d, want 2", len(g))
+	}
+	if g := list(publisher.DeadLetterFilter{IDs: []string{"m1"}}); len(g) != 2 {
+		t.Errorf("id m1: %d dead letters, want both", len(g))
+	}
+	if g := list(publisher.DeadLetterFilter{Limit: 2}); len(g) != 2 || g[0].ID != "m1" || g[1].ID != "m2" {
+		t.Errorf("limit 2: %v", g)
+	}
+	n, err := s.DeleteDeadLetters(ctx, []publisher.DeadLetterKey{all[0].Key(), {ID: "m3", Digest: "not-its-digest"}})
+	if err != nil || n != 1 {
+		t.Fatalf("delete: %d, %v; want 1 (a key is id and digest)", n, err)
+	}
+	if g := list(publisher.DeadLetterFilter{IDs: []string{"m1"}}); len(g) != 1 || g[0].Reason != "not JSON" {
+		t.Errorf("after deleting the first m1: %v", g)
+	}
+}
+
+// concurrentBatches: many batches at once, each reading a slot, deciding on
+// what it read, and writing it back one version higher. A store must
+// serialize them (a single writer, or row locks) or refuse the loser with
+// ErrConflict: never may two win on the same version (a lost update).
+func concurrentBatches(t *testing.T, s Store) {
+	id := uuid.NewString()
+	c := accepted("create")
+	c.Slots = []domain.Slot{slot(id, domain.StatusOpen, 1, base)}
+	mustSave(t, s, c)
+
+	const workers, each = 4, 10
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := map[int]string{} // version -> command that wrote it
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				cmd := fmt.Sprintf("w%d-%d", w, i)
+				for {
+					var wrote int
+					err := s.Batch(ctx, func(ctx context.Context, tx domain.Tx) error {
+						got, err := tx.Slots(ctx, []string{id})
+						if err != nil {
+							return err
+						}
+						next := got[id]
+						next.Version++
+						next.UpdatedAt = base.Add(time.Duration(next.Version) * time.Second)
+						wrote = next.Version
+						ch := accepted(cmd)
+						ch.Slots = []domain.Slot{next}
+						return tx.Save(ctx, []domain.Commit{ch})
+					})
+					if errors.Is(err, domain.ErrConflict) || errors.Is(err, domain.ErrUnavailable) {
+						continue // lost the race: decide again on what is stored now
+					}
+					if err != nil {
+						errs <- fmt.Errorf("%s: %w", cmd, err)
+						return
+					}
+					mu.Lock()
+					if other, ok := wins[wrote]; ok {
+						errs <- fmt.Errorf("version %d written by both %s and %s: a lost update", wrote, other, cmd)
+					}
+					wins[wrote] = cmd
+					mu.Unlock()
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	final := slots(t, s, id)[id]
+	if final.Version != 1+workers*each {
+		t.Errorf("final version %d, want %d: every one of the %d changes on top of the one before", final.Version, 1+workers*each, workers*each)
+	}
+	var versions []int
+	for v := range wins {
+		versions = append(versions, v)
+	}
+	sort.Ints(versions)
+	if len(versions) != workers*each || versions[0] != 2 {
+		t.Errorf("versions written: %v", versions)
+	}
+}
+
+func closedIsUnavailable(t *testing.T, s Store) {
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping an open store: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := save(t, s, accepted("after-close"))
+	if !errors.Is(err, domain.ErrUnavailable) {
+		t.Errorf("batch on a closed store: %v, want domain.ErrUnavailable (commands wait for it, they are not dead-lettered)", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, domain.ErrUnavailable) {
+		t.Errorf("ping a closed store: %v, want domain.ErrUnavailable", err)
+	}
+}
