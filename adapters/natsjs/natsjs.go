@@ -1,31 +1,43 @@
 // Package natsjs is emitd's NATS JetStream adapter: a Watermill publisher and
-// subscriber (watermill-nats/v2, pkg/nats with JetStream enabled) and an
-// embedded nats-server for the zero-setup default.
+// subscriber on nats.go's jetstream API, and an embedded nats-server for the
+// zero-setup default.
 //
-// Mapping (DESIGN.md, "Envelope on each broker"):
+// Mapping (docs/DESIGN.md, "Envelope on each broker"):
 //   - one stream per topic (bus or commands topic), named StreamPrefix +
 //     the topic with every character outside [A-Za-z0-9_-] replaced by '_',
 //     capturing exactly the subject = topic;
 //   - the NATS message body is the payload (the EventBridge entry JSON for an
 //     envelope), the headers are the Watermill metadata (source,
 //     detail-type, event-id, correlation_id, slot-id) plus
-//     _watermill_message_uuid, and Nats-Msg-Id = the message UUID (the event
-//     id), so JetStream drops a re-publish of the same event inside the
-//     stream's duplicate window.
+//     _watermill_message_uuid, as watermill-nats writes them (its marshaler
+//     is used, so Watermill consumers read emitd's messages), and
+//     Nats-Msg-Id = the message UUID (the event id), so JetStream drops a
+//     re-publish of the same event inside the stream's duplicate window.
+//
+// Why not watermill-nats' publisher and subscriber: they wait for one
+// round trip per message (a synchronous publish, a synchronous ack, the next
+// message only after the previous was acknowledged), which caps a consumer
+// at one message in flight. emitd commits commands in batches, so it needs
+// many messages delivered before the first is acknowledged, and publishes
+// whose acknowledgements it awaits per batch. Here:
+//   - Publish sends every message asynchronously and then waits for all the
+//     stream's acknowledgements (one wait per batch, not per message);
+//   - a subscriber with a group pulls from a durable pull consumer, keeps up
+//     to Config.MaxInFlight messages delivered and unacknowledged, and
+//     acknowledges asynchronously (the acks leave in the connection's
+//     buffered writes, many per packet); a Nack asks for redelivery at once;
+//   - a subscriber without group reads an ordered consumer of its own, which
+//     needs no acks and takes nothing from anyone (`emitd tail`).
+//
+// Every connection has its reconnect buffer turned off: a publish made while
+// disconnected fails at once instead of waiting in nats.go's buffer and
+// going out after the reconnect, behind emitd's back (a dead letter for a
+// command that was meanwhile redelivered and accepted, or an event past
+// JetStream's duplicate window).
 //
 // Streams are created up front (EnsureStreams, Config.Topics,
-// SubscribeInitialize); Watermill's AutoProvision stays off because it costs
-// a stream lookup on every publish. Publishing to a topic without a stream
-// fails (no responders), it never silently drops.
-//
-// A subscriber with a group uses one durable push consumer per (stream,
-// group), delivering to a queue group of the same name: every subscriber of
-// the group shares the messages, the group keeps its position when all of
-// them are gone. The adapter creates that consumer itself and binds to it,
-// because a consumer nats.go creates is deleted when its subscription
-// unsubscribes, which would throw away the group's position (and, with
-// DeliverNew, every message not yet acked) on each close. A subscriber
-// without a group gets an ephemeral consumer of its own.
+// SubscribeInitialize). Publishing to a topic without a stream fails, it
+// never silently drops.
 package natsjs
 
 import (
@@ -40,15 +52,20 @@ import (
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/emitd/emitd/publisher"
 )
 
 // Defaults for Config fields left zero.
 const (
-	DefaultStreamPrefix  = "EMITD_"
-	DefaultMaxAge        = 7 * 24 * time.Hour
-	DefaultAckWait       = 30 * time.Second
-	DefaultMaxAckPending = 1000
-	DefaultCloseTimeout  = 30 * time.Second
+	DefaultStreamPrefix   = "EMITD_"
+	DefaultMaxAge         = 7 * 24 * time.Hour
+	DefaultAckWait        = 30 * time.Second
+	DefaultMaxAckPending  = 20000
+	DefaultMaxInFlight    = 1024
+	DefaultCloseTimeout   = 30 * time.Second
+	DefaultPublishTimeout = 10 * time.Second
 )
 
 // Config configures publishers, subscribers and EnsureStreams.
@@ -78,6 +95,10 @@ type Config struct {
 	// NoMsgID stops setting Nats-Msg-Id (turns broker-side de-duplication
 	// of re-published events off).
 	NoMsgID bool
+	// PublishTimeout bounds the wait for the stream's acknowledgements of
+	// one Publish (a message's context, when it ends sooner, ends it
+	// sooner); DefaultPublishTimeout when zero.
+	PublishTimeout time.Duration
 
 	// Subscriber settings.
 	//
@@ -87,21 +108,25 @@ type Config struct {
 	// durable consumer is created once: later subscribers of the group
 	// resume where the group stopped, whatever this says.
 	DeliverAll bool
-	// AckWait is how long the server waits for an ack before redelivering,
-	// and how long the subscriber waits for the handler's Ack/Nack;
+	// AckWait is how long the server waits for an ack before redelivering;
 	// DefaultAckWait when zero. A message the subscriber had taken but not
-	// acknowledged when it closed comes back after AckWait.
+	// acknowledged when it closed is given back at once (Nak).
 	AckWait time.Duration
-	// MaxAckPending bounds the unacknowledged messages per consumer;
-	// DefaultMaxAckPending when zero.
+	// MaxAckPending bounds the unacknowledged messages of a group's consumer
+	// over all its subscribers; DefaultMaxAckPending when zero.
 	MaxAckPending int
+	// MaxInFlight bounds the messages one subscription has delivered (or
+	// pulled ahead) and not yet seen acknowledged; DefaultMaxInFlight when
+	// zero.
+	MaxInFlight int
 	// MaxDeliver bounds deliveries of one message; unlimited when zero.
 	MaxDeliver int
 	// CloseTimeout bounds Close's wait for in-flight messages;
 	// DefaultCloseTimeout when zero.
 	CloseTimeout time.Duration
 
-	// NatsOptions are passed to nats.Connect (credentials, TLS, name ...).
+	// NatsOptions are passed to nats.Connect (credentials, TLS, name ...),
+	// after the adapter's own (no reconnect buffer, reconnect for ever).
 	NatsOptions []nats.Option
 	// Logger; watermill.NopLogger when nil.
 	Logger watermill.LoggerAdapter
@@ -123,8 +148,14 @@ func (c Config) withDefaults() Config {
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = DefaultMaxAckPending
 	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
@@ -166,7 +197,12 @@ func connect(cfg Config) (*nats.Conn, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("natsjs: Config.URL is empty")
 	}
-	nc, err := nats.Connect(cfg.URL, cfg.NatsOptions...)
+	opts := append([]nats.Option{
+		// Publishes while disconnected fail at once (see the package doc).
+		nats.ReconnectBufSize(-1),
+		nats.MaxReconnects(-1),
+	}, cfg.NatsOptions...)
+	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: connect to %s: %w", cfg.URL, err)
 	}
@@ -175,12 +211,12 @@ func connect(cfg Config) (*nats.Conn, error) {
 
 // openJetStream connects and ensures the streams of cfg.Topics; on error
 // nothing stays open.
-func openJetStream(cfg Config) (*nats.Conn, nats.JetStreamContext, error) {
+func openJetStream(cfg Config) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := connect(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := nc.JetStream()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("natsjs: jetstream: %w", err)
@@ -197,19 +233,15 @@ func openJetStream(cfg Config) (*nats.Conn, nats.JetStreamContext, error) {
 // capture the topic's subject. It connects to cfg.URL for the call.
 func EnsureStreams(ctx context.Context, cfg Config, topics []string) error {
 	cfg = cfg.withDefaults()
-	nc, err := connect(cfg)
+	nc, js, err := openJetStream(cfg)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := nc.JetStream()
-	if err != nil {
-		return fmt.Errorf("natsjs: jetstream: %w", err)
-	}
 	return ensureStreams(ctx, js, cfg, topics)
 }
 
-func ensureStreams(ctx context.Context, js nats.JetStreamManager, cfg Config, topics []string) error {
+func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, topics []string) error {
 	for _, topic := range topics {
 		if err := ensureStream(ctx, js, cfg, topic); err != nil {
 			return err
@@ -218,46 +250,42 @@ func ensureStreams(ctx context.Context, js nats.JetStreamManager, cfg Config, to
 	return nil
 }
 
-func ensureStream(ctx context.Context, js nats.JetStreamManager, cfg Config, topic string) error {
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg Config, topic string) error {
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
 	name := cfg.StreamName(topic)
-	info, err := js.StreamInfo(name, nats.Context(ctx))
+	s, err := js.Stream(ctx, name)
 	if err == nil {
-		for _, s := range info.Config.Subjects {
-			if s == topic {
+		for _, subj := range s.CachedInfo().Config.Subjects {
+			if subj == topic {
 				return nil
 			}
 		}
-		return fmt.Errorf("natsjs: stream %s exists but does not capture subject %q (it has %v)", name, topic, info.Config.Subjects)
+		return fmt.Errorf("natsjs: stream %s exists but does not capture subject %q (it has %v)", name, topic, s.CachedInfo().Config.Subjects)
 	}
-	if !errors.Is(err, nats.ErrStreamNotFound) {
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("natsjs: stream %s: %w", name, err)
 	}
-	sc := &nats.StreamConfig{
+	sc := jetstream.StreamConfig{
 		Name:        name,
 		Description: "emitd topic " + topic,
 		Subjects:    []string{topic},
-		Retention:   nats.LimitsPolicy,
-		Storage:     nats.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
-		Discard:     nats.DiscardOld,
+		Discard:     jetstream.DiscardOld,
 		Duplicates:  cfg.DuplicateWindow,
 	}
 	if cfg.MemoryStorage {
-		sc.Storage = nats.MemoryStorage
+		sc.Storage = jetstream.MemoryStorage
 	}
 	if cfg.MaxAge > 0 {
 		sc.MaxAge = cfg.MaxAge
 	}
 	for attempt := 1; ; attempt++ {
-		if _, err = js.AddStream(sc, nats.Context(ctx)); err == nil {
-			return nil
-		}
-		// Someone else may have created it meanwhile.
-		if _, err2 := js.StreamInfo(name, nats.Context(ctx)); err2 == nil {
-			return nil
+		if _, err = js.CreateStream(ctx, sc); err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // made, or made by someone else meanwhile
 		}
 		// The server answers "error creating store for stream" when its file
 		// store fails for a moment (seen under heavy parallel load); that is
@@ -276,13 +304,16 @@ func ensureStream(ctx context.Context, js nats.JetStreamManager, cfg Config, top
 
 // ---- publisher --------------------------------------------------------------
 
-// Publisher publishes Watermill messages to JetStream; Publish returns once
-// the stream has stored every message (one acknowledged round trip each).
+// Publisher publishes Watermill messages to JetStream. Publish returns once
+// the stream has stored every message, or says which it did not.
 type Publisher struct {
-	*wmnats.Publisher
-	nc  *nats.Conn
-	js  nats.JetStreamContext
-	cfg Config
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	cfg       Config
+	marshaler wmnats.NATSMarshaler
+
+	mu     sync.RWMutex // Publish holds it shared, Close exclusively
+	closed bool
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -294,19 +325,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	wp, err := wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
-		Marshaler:         &wmnats.NATSMarshaler{},
-		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		JetStream: wmnats.JetStreamConfig{
-			AutoProvision: false,
-			TrackMsgId:    !cfg.NoMsgID,
-		},
-	}, cfg.Logger)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("natsjs: publisher: %w", err)
-	}
-	return &Publisher{Publisher: wp, nc: nc, js: js, cfg: cfg}, nil
+	return &Publisher{nc: nc, js: js, cfg: cfg}, nil
 }
 
 // EnsureStreams is the package function on the publisher's connection.
@@ -314,33 +333,150 @@ func (p *Publisher) EnsureStreams(ctx context.Context, topics []string) error {
 	return ensureStreams(ctx, p.js, p.cfg, topics)
 }
 
-// Publish publishes messages to topic (the NATS subject), in order.
+// ErrTooLarge: the message is larger than the server takes (its
+// max_payload).
+var ErrTooLarge = errors.New("natsjs: message larger than the server's max_payload")
+
+// Publish sends messages to topic (the NATS subject), in order: all of them
+// at once, then it waits for the stream's acknowledgements.
+//
+// It returns nil when every message was stored. A message too large for the
+// server is refused for good; a message the stream did not acknowledge (the
+// server down, the stream missing, a timeout) is pending. When nothing was
+// stored and nothing refused, the error is the plain cause (the whole topic
+// failed); otherwise a *publisher.BatchError names each message.
 func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 	if err := checkTopic(topic); err != nil {
 		return err
 	}
-	if err := p.Publisher.Publish(topic, messages...); err != nil {
-		if errors.Is(err, nats.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("natsjs: publish to %q: no stream captures it (create it with EnsureStreams): %w", topic, err)
-		}
-		return fmt.Errorf("natsjs: publish to %q: %w", topic, err)
+	if len(messages) == 0 {
+		return nil
 	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return errors.New("natsjs: publisher closed")
+	}
+	ctx, cancel := context.WithTimeout(messages[0].Context(), p.cfg.PublishTimeout)
+	defer cancel()
+
+	be := publisher.BatchError{Refused: map[string]error{}, Pending: map[string]error{}}
+	futures := make([]jetstream.PubAckFuture, len(messages))
+	limit := p.nc.MaxPayload()
+	var first error
+	for i, m := range messages {
+		nm, err := p.marshaler.Marshal(topic, m)
+		if err != nil {
+			be.Refused[m.UUID] = fmt.Errorf("natsjs: marshal %s: %w", m.UUID, err)
+			continue
+		}
+		if !p.cfg.NoMsgID {
+			nm.Header.Set(nats.MsgIdHdr, m.UUID)
+		}
+		if size := int64(msgSize(nm)); size > limit {
+			be.Refused[m.UUID] = fmt.Errorf("%w: %d bytes, the server takes %d", ErrTooLarge, size, limit)
+			continue
+		}
+		f, err := p.js.PublishMsgAsync(nm)
+		if err != nil {
+			// Not even sent (disconnected, the async window full): this and
+			// everything after it wait, so nothing goes out of order.
+			first = err
+			for _, rest := range messages[i:] {
+				if be.Refused[rest.UUID] == nil {
+					be.Pending[rest.UUID] = err
+				}
+			}
+			break
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		m := messages[i]
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			if tooLarge(err) {
+				be.Refused[m.UUID] = err
+			} else {
+				be.Pending[m.UUID] = err
+				if first == nil {
+					first = err
+				}
+			}
+		case <-ctx.Done():
+			be.Pending[m.UUID] = fmt.Errorf("natsjs: no acknowledgement from the stream: %w", ctx.Err())
+			if first == nil {
+				first = be.Pending[m.UUID]
+			}
+		}
+	}
+	switch {
+	case len(be.Refused) == 0 && len(be.Pending) == 0:
+		return nil
+	case len(be.Refused) == 0 && len(be.Pending) == len(messages):
+		return p.topicError(topic, first)
+	default:
+		return fmt.Errorf("natsjs: publish to %q: %w (first failure: %v)", topic, &be, first)
+	}
+}
+
+func (p *Publisher) topicError(topic string, err error) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("natsjs: publish to %q: no stream captures it (create it with EnsureStreams): %w", topic, err)
+	}
+	return fmt.Errorf("natsjs: publish to %q: %w", topic, err)
+}
+
+// msgSize is what the server counts against max_payload: headers and body.
+func msgSize(m *nats.Msg) int {
+	n := len(m.Data) + len(m.Subject)
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n + 12 // "NATS/1.0\r\n" and the closing CRLF
+}
+
+// tooLarge tells the stream's refusal of a message over its maximum size.
+func tooLarge(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	return errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
+}
+
+// Close waits for Publish calls in flight and closes the connection.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.nc.Close()
 	return nil
 }
 
 // ---- subscriber -------------------------------------------------------------
 
 // Subscriber consumes topics as one consumer group (or, without a group,
-// as a lone consumer that sees every message).
+// as a lone reader that sees every message).
 type Subscriber struct {
 	cfg   Config
-	group string // "" or the sanitized group: durable consumer and queue group name
+	group string // "" or the durable consumer's name
 	nc    *nats.Conn
-	js    nats.JetStreamContext
+	js    jetstream.JetStream
 
-	mu     sync.Mutex
-	closed bool
-	subs   []*wmnats.Subscriber
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	subs    sync.WaitGroup // subscription loops
+	open    sync.WaitGroup // messages delivered and not yet acked or nacked
 }
 
 var (
@@ -350,7 +486,7 @@ var (
 
 // NewSubscriber makes a subscriber for group ("" for none). The group name
 // must consist of [A-Za-z0-9_-]; it is the durable consumer's name on every
-// stream the subscriber reads and the NATS queue group.
+// stream the subscriber reads.
 func NewSubscriber(cfg Config, group string) (*Subscriber, error) {
 	cfg = cfg.withDefaults()
 	if group != "" && sanitize(group) != group {
@@ -360,14 +496,14 @@ func NewSubscriber(cfg Config, group string) (*Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Subscriber{cfg: cfg, group: group, nc: nc, js: js}, nil
+	return &Subscriber{cfg: cfg, group: group, nc: nc, js: js, closing: make(chan struct{})}, nil
 }
 
-func (s *Subscriber) deliverPolicy() nats.DeliverPolicy {
+func (s *Subscriber) deliverPolicy() jetstream.DeliverPolicy {
 	if s.cfg.DeliverAll {
-		return nats.DeliverAllPolicy
+		return jetstream.DeliverAllPolicy
 	}
-	return nats.DeliverNewPolicy
+	return jetstream.DeliverNewPolicy
 }
 
 // SubscribeInitialize creates the topic's stream and, for a group, its
@@ -382,47 +518,47 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	if s.group == "" {
 		return nil
 	}
-	return s.ensureConsumer(ctx, topic)
+	_, err := s.consumer(ctx, topic)
+	return err
 }
 
-// ensureConsumer creates the group's durable push consumer on the topic's
-// stream unless it exists (an existing one is used as it is: it holds the
-// group's position).
-func (s *Subscriber) ensureConsumer(ctx context.Context, topic string) error {
+// consumer returns the group's durable pull consumer on the topic's stream,
+// creating it unless it exists (an existing one is used as it is: it holds
+// the group's position).
+func (s *Subscriber) consumer(ctx context.Context, topic string) (jetstream.Consumer, error) {
 	stream := s.cfg.StreamName(topic)
-	if _, err := s.js.ConsumerInfo(stream, s.group, nats.Context(ctx)); err == nil {
-		return nil
-	} else if !errors.Is(err, nats.ErrConsumerNotFound) {
-		if errors.Is(err, nats.ErrStreamNotFound) {
-			return fmt.Errorf("natsjs: topic %q has no stream %s (create it with EnsureStreams)", topic, stream)
-		}
-		return fmt.Errorf("natsjs: consumer %s on %s: %w", s.group, stream, err)
+	c, err := s.js.Consumer(ctx, stream, s.group)
+	if err == nil {
+		return c, nil
 	}
-	cc := &nats.ConsumerConfig{
-		Durable:        s.group,
-		Description:    "emitd group " + s.group,
-		DeliverSubject: nats.NewInbox(),
-		DeliverGroup:   s.group,
-		DeliverPolicy:  s.deliverPolicy(),
-		AckPolicy:      nats.AckExplicitPolicy,
-		AckWait:        s.cfg.AckWait,
-		MaxAckPending:  s.cfg.MaxAckPending,
-		MaxDeliver:     s.cfg.MaxDeliver,
-		FilterSubject:  topic,
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("natsjs: topic %q has no stream %s (create it with EnsureStreams)", topic, stream)
 	}
-	if _, err := s.js.AddConsumer(stream, cc, nats.Context(ctx)); err != nil {
-		// Another member of the group may have created it meanwhile.
-		if _, err2 := s.js.ConsumerInfo(stream, s.group, nats.Context(ctx)); err2 == nil {
-			return nil
-		}
-		return fmt.Errorf("natsjs: create consumer %s on %s: %w", s.group, stream, err)
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("natsjs: consumer %s on %s: %w", s.group, stream, err)
 	}
-	return nil
+	c, err = s.js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable:       s.group,
+		Description:   "emitd group " + s.group,
+		DeliverPolicy: s.deliverPolicy(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: s.cfg.MaxAckPending,
+		MaxDeliver:    s.cfg.MaxDeliver,
+		FilterSubject: topic,
+	})
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		return s.js.Consumer(ctx, stream, s.group) // another member made it meanwhile
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: create consumer %s on %s: %w", s.group, stream, err)
+	}
+	return c, nil
 }
 
-// Subscribe delivers topic's messages, one at a time, in stream order; the
-// next comes after the handler acked or nacked the previous one (a Nack
-// makes the server redeliver it at once).
+// Subscribe delivers topic's messages in stream order. With a group, up to
+// MaxInFlight of them are delivered before the first is acknowledged; a
+// Nack gives a message back for redelivery at once.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if err := checkTopic(topic); err != nil {
 		return nil, err
@@ -433,82 +569,144 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if closed {
 		return nil, errors.New("natsjs: subscriber closed")
 	}
-
-	opts := []nats.SubOpt{nats.ManualAck()} // never let nats.go ack behind Watermill's back
-	var durable wmnats.DurableCalculator
+	var cons jetstream.Consumer
+	var err error
 	if s.group != "" {
-		if err := s.ensureConsumer(ctx, topic); err != nil {
-			return nil, err
-		}
-		stream := s.cfg.StreamName(topic)
-		// Bind: the consumer is ours, nats.go must not delete it on close.
-		opts = append(opts, nats.Bind(stream, s.group))
-		group := s.group
-		durable = func(string, string) string { return group }
+		cons, err = s.consumer(ctx, topic)
 	} else {
-		opts = append(opts,
-			nats.AckExplicit(),
-			nats.AckWait(s.cfg.AckWait),
-			nats.MaxAckPending(s.cfg.MaxAckPending),
-		)
-		if s.cfg.DeliverAll {
-			opts = append(opts, nats.DeliverAll())
-		} else {
-			opts = append(opts, nats.DeliverNew())
-		}
-		if s.cfg.MaxDeliver > 0 {
-			opts = append(opts, nats.MaxDeliver(s.cfg.MaxDeliver))
+		cons, err = s.js.OrderedConsumer(ctx, s.cfg.StreamName(topic), jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{topic}, DeliverPolicy: s.deliverPolicy()})
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			err = fmt.Errorf("natsjs: topic %q has no stream (create it with EnsureStreams): %w", topic, err)
 		}
 	}
-
-	// One Watermill subscriber (and connection) per subscription, so its
-	// JetStream options can name this topic's stream and consumer.
-	nc, err := connect(s.cfg)
 	if err != nil {
 		return nil, err
 	}
-	ws, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
-		Unmarshaler:       &wmnats.NATSMarshaler{},
-		SubscribersCount:  1,
-		AckWaitTimeout:    s.cfg.AckWait,
-		CloseTimeout:      s.cfg.CloseTimeout,
-		SubscribeTimeout:  30 * time.Second,
-		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		QueueGroupPrefix:  s.group,
-		JetStream: wmnats.JetStreamConfig{
-			AutoProvision:     false,
-			SubscribeOptions:  opts,
-			DurableCalculator: durable,
-			AckAsync:          false, // Ack returns once the server has it
-		},
-	}, s.cfg.Logger)
+	// Pull a quarter of the window ahead; the rest is what the handler holds.
+	ahead := max(1, s.cfg.MaxInFlight/4)
+	iter, err := cons.Messages(jetstream.PullMaxMessages(ahead))
 	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("natsjs: subscriber: %w", err)
-	}
-	ch, err := ws.Subscribe(ctx, topic)
-	if err != nil {
-		// Not ws.Close: after a failed Subscribe it waits CloseTimeout for
-		// an output that never started.
-		nc.Close()
-		if errors.Is(err, nats.ErrStreamNotFound) || strings.Contains(err.Error(), "no stream matches subject") {
-			return nil, fmt.Errorf("natsjs: topic %q has no stream (create it with EnsureStreams): %w", topic, err)
-		}
 		return nil, fmt.Errorf("natsjs: subscribe to %q: %w", topic, err)
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
-		_ = ws.Close()
+		s.mu.Unlock()
+		iter.Stop()
 		return nil, errors.New("natsjs: subscriber closed")
 	}
-	s.subs = append(s.subs, ws)
-	return ch, nil
+	s.subs.Add(1)
+	s.mu.Unlock()
+
+	out := make(chan *message.Message)
+	window := make(chan struct{}, max(1, s.cfg.MaxInFlight-ahead))
+	go func() {
+		defer s.subs.Done()
+		defer close(out)
+		defer iter.Stop()
+		go func() { // Next blocks: a stop ends it
+			select {
+			case <-ctx.Done():
+			case <-s.closing:
+			}
+			iter.Stop()
+		}()
+		for {
+			if s.group != "" {
+				select {
+				case window <- struct{}{}:
+				case <-ctx.Done():
+					return
+				case <-s.closing:
+					return
+				}
+			}
+			jm, err := iter.Next()
+			if err != nil {
+				if s.group != "" {
+					<-window
+				}
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil || s.isClosing() {
+					return
+				}
+				s.cfg.Logger.Info("natsjs: pull failed, retrying", watermill.LogFields{"topic": topic, "error": err.Error()})
+				continue
+			}
+			msg, err := s.unmarshal(jm)
+			if err != nil {
+				s.cfg.Logger.Error("natsjs: cannot read message; terminated", err, watermill.LogFields{"topic": topic})
+				_ = jm.Term()
+				if s.group != "" {
+					<-window
+				}
+				continue
+			}
+			msg.SetContext(ctx)
+			if s.group != "" {
+				s.open.Add(1)
+				go s.settle(jm, msg, window)
+			}
+			select {
+			case out <- msg:
+			case <-ctx.Done():
+				msg.Nack()
+				return
+			case <-s.closing:
+				msg.Nack()
+				return
+			}
+		}
+	}()
+	return out, nil
 }
 
-// Close ends every subscription (their channels close) and the connection.
-// A group's durable consumer stays: the next subscriber resumes from it.
+func (s *Subscriber) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// settle sends the message's ack or nack to the server once the handler
+// decides, without waiting for an answer (the acks of a batch leave
+// together in the connection's buffered writes).
+func (s *Subscriber) settle(jm jetstream.Msg, msg *message.Message, window chan struct{}) {
+	defer s.open.Done()
+	defer func() { <-window }()
+	var err error
+	select {
+	case <-msg.Acked():
+		err = jm.Ack()
+	case <-msg.Nacked():
+		err = jm.Nak()
+	case <-s.closing:
+		// Still undecided when the subscriber closes (the router waits for
+		// its messages before it closes this): given back at once, for the
+		// next subscriber, instead of after the ack wait.
+		select {
+		case <-msg.Acked():
+			err = jm.Ack()
+		default:
+			err = jm.Nak()
+		}
+	}
+	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		s.cfg.Logger.Error("natsjs: cannot settle message; it comes back after the ack wait", err, watermill.LogFields{"message_uuid": msg.UUID})
+	}
+}
+
+func (s *Subscriber) unmarshal(jm jetstream.Msg) (*message.Message, error) {
+	var m wmnats.NATSMarshaler
+	return m.Unmarshal(&nats.Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers()})
+}
+
+// Close ends every subscription (their channels close), gives back what was
+// delivered and not acknowledged, sends the acks it holds, and closes the
+// connection. A group's durable consumer stays: the next subscriber resumes
+// from it.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -516,16 +714,17 @@ func (s *Subscriber) Close() error {
 		return nil
 	}
 	s.closed = true
-	subs := s.subs
-	s.subs = nil
+	close(s.closing)
 	s.mu.Unlock()
-
-	var errs []error
-	for _, ws := range subs {
-		if err := ws.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	s.subs.Wait()
+	s.open.Wait()
+	// The acks are buffered writes: make sure they reached the server.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.nc.FlushWithContext(ctx)
 	s.nc.Close()
-	return errors.Join(errs...)
+	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("natsjs: flush acknowledgements: %w", err)
+	}
+	return nil
 }
