@@ -58,8 +58,10 @@ type Options struct {
 // Store implements domain.Store, publisher.Outbox, publisher.OutcomeOutbox
 // and publisher.DeadLetterStore.
 type Store struct {
-	db   *sql.DB
+	db   *sql.DB // the writer: one connection
+	rdb  *sql.DB // readers (the relays, the operator's listings)
 	lock *os.File
+
 }
 
 //go:embed migrations/*.sql
@@ -92,7 +94,7 @@ func Open(dataDir string, opts Options) (*Store, error) {
 	// busy_timeout turns lock contention with those readers into waiting,
 	// not errors; _txlock=immediate takes the write lock at BEGIN, so a
 	// batch reads what it decides on under the lock it writes with.
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" +
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=temp_store(memory)&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(4000)&_pragma=synchronous(" +
 		strings.ToUpper(sync) + ")&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -108,6 +110,13 @@ func Open(dataDir string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("schema of %s: %w", path, err)
 	}
+	// Readers see the last commit and never wait for the writer (WAL): the
+	// relays read the outbox while the next batch commits.
+	if s.rdb, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)&_pragma=cache_size(-16384)"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s.rdb.SetMaxOpenConns(4)
 	return s, nil
 }
 
@@ -147,8 +156,11 @@ func lockDir(dataDir string) (*os.File, error) {
 // Close closes the database and releases the lock.
 func (s *Store) Close() error {
 	var err error
+	if s.rdb != nil {
+		err = s.rdb.Close()
+	}
 	if s.db != nil {
-		err = s.db.Close()
+		err = errors.Join(err, s.db.Close())
 	}
 	if s.lock != nil {
 		_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
@@ -158,7 +170,12 @@ func (s *Store) Close() error {
 }
 
 // Ping says whether the database answers.
-func (s *Store) Ping(ctx context.Context) error { return unavailable(s.db.PingContext(ctx)) }
+func (s *Store) Ping(ctx context.Context) error {
+	// A query, not PingContext: a closed database, a locked or missing
+	// file shows only when SQLite is asked something.
+	var one int
+	return unavailable(s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one))
+}
 
 // unavailable marks the errors that say the database cannot be used right
 // now (locked by another process, I/O, disk full, closed), as opposed to an
@@ -244,13 +261,29 @@ const slotColumns = `slot_id, host_name, start_time, end_time, status, created_a
 
 // Batch implements domain.Store.
 func (s *Store) Batch(ctx context.Context, fn func(context.Context, domain.Tx) error) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, &batchTx{tx: tx}) })
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		return fn(ctx, &batchTx{tx: tx, looked: map[string]bool{}, seen: map[string]domain.Processed{}, stmts: map[string]*sql.Stmt{}})
+	})
 }
 
-type batchTx struct{ tx *sql.Tx }
+// batchTx is one batch. SQLite has a single writer (and the data directory
+// lock keeps a second daemon away), so what Processed read inside this
+// transaction stays true until it commits: Save inserts the records of new
+// ids and updates the ones it saw, instead of asking the database to
+// resolve conflicts row by row (which costs a statement journal and a
+// RETURNING table per statement).
+type batchTx struct {
+	tx     *sql.Tx
+	looked map[string]bool             // ids Processed was asked about
+	seen   map[string]domain.Processed // what it found
+	stmts  map[string]*sql.Stmt        // closed with the transaction
+}
 
 func (t *batchTx) Processed(ctx context.Context, ids []string) (map[string]domain.Processed, error) {
 	out := map[string]domain.Processed{}
+	for _, id := range ids {
+		t.looked[id] = true
+	}
 	err := chunks(ids, maxRows, func(ids []string) error {
 		set, args := in(ids)
 		rows, err := t.tx.QueryContext(ctx, `SELECT command_id, outcome, replays FROM processed_commands WHERE command_id IN `+set, args...)
@@ -268,6 +301,7 @@ func (t *batchTx) Processed(ctx context.Context, ids []string) (map[string]domai
 				return fmt.Errorf("stored outcome of %s: %w", id, err)
 			}
 			out[id] = p
+			t.seen[id] = p
 		}
 		return unavailable(rows.Err())
 	})
@@ -324,10 +358,26 @@ func listSlots(ctx context.Context, q interface {
 
 // Save implements domain.Tx: a few multi-row statements for the whole batch.
 func (t *batchTx) Save(ctx context.Context, commits []domain.Commit) error {
-	var records, outcomes [][]any
-	var inserts [][]any
+	var records, outcomes, inserts [][]any
+	var replaced []domain.Commit
 	var updates []domain.Slot
-	var envs []domain.Envelope
+	var envs [][]any
+	// The pipeline reads the records of a batch before it saves; any it did
+	// not read are read now, so that a replay's record replaces the
+	// dead-lettered one instead of failing on its key.
+	var unread []string
+	for _, c := range commits {
+		if c.Record && !t.looked[c.Outcome.CommandID] {
+			unread = append(unread, c.Outcome.CommandID)
+		}
+	}
+	if len(unread) > 0 {
+		if _, err := t.Processed(ctx, unread); err != nil {
+			return err
+		}
+	}
+	now := formatTime(time.Now())
+	recorded := map[string]bool{}
 	for _, c := range commits {
 		raw, err := json.Marshal(c.Outcome)
 		if err != nil {
@@ -335,7 +385,19 @@ func (t *batchTx) Save(ctx context.Context, commits []domain.Commit) error {
 		}
 		at := formatTime(c.Outcome.At)
 		if c.Record {
-			records = append(records, []any{c.Outcome.CommandID, string(raw), c.Outcome.Status, c.Replays, at})
+			id := c.Outcome.CommandID
+			prev, stored := t.seen[id]
+			switch {
+			case recorded[id]:
+				return fmt.Errorf("command %s recorded twice in one batch: %w", id, domain.ErrConflict)
+			case stored && !prev.Redo(c.Replays):
+				return fmt.Errorf("command %s is recorded already: %w", id, domain.ErrConflict)
+			case stored:
+				replaced = append(replaced, c)
+			default:
+				records = append(records, []any{id, c.Outcome.Status, c.Replays, string(raw), at})
+			}
+			recorded[id] = true
 		}
 		outcomes = append(outcomes, []any{newMessageID(), c.Outcome.CommandID, c.Outcome.CorrelationID, string(raw), at})
 		for _, sl := range c.Slots {
@@ -346,84 +408,106 @@ func (t *batchTx) Save(ctx context.Context, commits []domain.Commit) error {
 				updates = append(updates, sl)
 			}
 		}
-		envs = append(envs, c.Envelopes...)
+		for _, e := range c.Envelopes {
+			envs = append(envs, []any{e.ID, e.EventBusName, e.Source, e.DetailType, e.Detail, e.SlotID, e.CorrelationID, string(e.Event), now})
+		}
 	}
-
-	// A record is written if the id is new, or replaces a dead-lettered
-	// record by a delivery replayed more often; RETURNING tells which rows
-	// were written, and one that was not means another transaction recorded
-	// the command first.
-	if err := chunks(records, maxRows, func(rows [][]any) error {
-		return t.expectRows(ctx, len(rows), `INSERT INTO processed_commands(command_id, outcome, status, replays, processed_at) VALUES `+
-			values(5, len(rows))+` ON CONFLICT(command_id) DO UPDATE SET outcome = excluded.outcome, status = excluded.status,
-			replays = excluded.replays, processed_at = excluded.processed_at
-			WHERE processed_commands.status = '`+domain.OutcomeDeadLettered+`' AND processed_commands.replays < excluded.replays
-			RETURNING command_id`, flatten(rows))
-	}); err != nil {
+	// A primary key that is taken already (a record, a slot) fails the
+	// statement: another writer got there first, a conflict.
+	if err := t.insert(ctx, "processed_commands(command_id, status, replays, outcome, processed_at)", records); err != nil {
 		return err
 	}
-	if err := chunks(inserts, maxRows, func(rows [][]any) error {
-		return t.expectRows(ctx, len(rows), `INSERT INTO slots(`+slotColumns+`) VALUES `+values(8, len(rows))+
-			` ON CONFLICT(slot_id) DO NOTHING RETURNING slot_id`, flatten(rows))
-	}); err != nil {
-		return err
-	}
-	if len(updates) > 0 {
-		stmt, err := t.tx.PrepareContext(ctx, `UPDATE slots SET host_name = ?, status = ?, updated_at = ?, version = ? WHERE slot_id = ? AND version = ?`)
+	for _, c := range replaced {
+		raw, _ := json.Marshal(c.Outcome)
+		st, err := t.stmt(ctx, `UPDATE processed_commands SET status = ?, replays = ?, outcome = ?, processed_at = ?
+			WHERE command_id = ? AND status = '`+domain.OutcomeDeadLettered+`' AND replays < ?`)
+		if err != nil {
+			return err
+		}
+		res, err := st.ExecContext(ctx, c.Outcome.Status, c.Replays, string(raw), formatTime(c.Outcome.At), c.Outcome.CommandID, c.Replays)
 		if err != nil {
 			return unavailable(err)
 		}
-		defer stmt.Close()
-		for _, sl := range updates {
-			res, err := stmt.ExecContext(ctx, sl.HostName, string(sl.Status), formatTime(sl.UpdatedAt), sl.Version, sl.SlotID, sl.Version-1)
-			if err != nil {
-				return unavailable(err)
-			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return fmt.Errorf("slot %s at version %d: %w", sl.SlotID, sl.Version-1, domain.ErrConflict)
-			}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("record of %s changed underneath: %w", c.Outcome.CommandID, domain.ErrConflict)
 		}
 	}
-	now := formatTime(time.Now())
-	if err := chunks(envs, maxRows, func(envs []domain.Envelope) error {
-		args := make([]any, 0, 9*len(envs))
-		for _, e := range envs {
-			args = append(args, e.ID, e.EventBusName, e.Source, e.DetailType, e.Detail, e.SlotID, e.CorrelationID, string(e.Event), now)
-		}
-		_, err := t.tx.ExecContext(ctx, `INSERT INTO outbox(event_id, bus, source, detail_type, detail, slot_id, correlation_id, event, created_at) VALUES `+
-			values(9, len(envs)), args...)
-		return unavailable(err)
-	}); err != nil {
+	if err := t.insert(ctx, "slots("+slotColumns+")", inserts); err != nil {
 		return err
 	}
-	return chunks(outcomes, maxRows, func(rows [][]any) error {
-		_, err := t.tx.ExecContext(ctx, `INSERT INTO outcome_outbox(message_id, command_id, correlation_id, payload, created_at) VALUES `+
-			values(5, len(rows)), flatten(rows)...)
-		return unavailable(err)
-	})
+	for _, sl := range updates {
+		st, err := t.stmt(ctx, `UPDATE slots SET host_name = ?, status = ?, updated_at = ?, version = ? WHERE slot_id = ? AND version = ?`)
+		if err != nil {
+			return err
+		}
+		res, err := st.ExecContext(ctx, sl.HostName, string(sl.Status), formatTime(sl.UpdatedAt), sl.Version, sl.SlotID, sl.Version-1)
+		if err != nil {
+			return unavailable(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("slot %s at version %d: %w", sl.SlotID, sl.Version-1, domain.ErrConflict)
+		}
+	}
+	if err := t.insert(ctx, "outbox(event_id, bus, source, detail_type, detail, slot_id, correlation_id, event, created_at)", envs); err != nil {
+		return err
+	}
+	return t.insert(ctx, "outcome_outbox(message_id, command_id, correlation_id, payload, created_at)", outcomes)
 }
 
-// expectRows runs a statement with RETURNING and fails with
-// domain.ErrConflict unless it returned want rows.
-func (t *batchTx) expectRows(ctx context.Context, want int, q string, args []any) error {
-	rows, err := t.tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return unavailable(err)
+// insertRows is how many rows one prepared INSERT writes: big enough to
+// save most of the per-statement cost, small enough that a batch spends
+// little on parsing it (a statement of a whole batch's rows, thousands of
+// parameters, is parsed anew each time).
+const insertRows = 32
+
+// insert writes rows into table (with its column list) in statements of
+// insertRows rows, then one statement a row for the rest.
+func (t *batchTx) insert(ctx context.Context, table string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
 	}
-	n := 0
-	for rows.Next() {
-		n++
-	}
-	if err := rows.Close(); err != nil {
-		return unavailable(err)
-	}
-	if err := rows.Err(); err != nil {
-		return unavailable(err)
-	}
-	if n != want {
-		return fmt.Errorf("%d of %d rows written: %w", n, want, domain.ErrConflict)
+	cols := len(rows[0])
+	for len(rows) > 0 {
+		n := insertRows
+		if len(rows) < n {
+			n = 1
+		}
+		args := make([]any, 0, n*cols)
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		st, err := t.stmt(ctx, `INSERT INTO `+table+` VALUES `+values(cols, n))
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			if isConstraint(err) {
+				return fmt.Errorf("%s: %w: %w", table, domain.ErrConflict, err)
+			}
+			return unavailable(err)
+		}
+		rows = rows[n:]
 	}
 	return nil
+}
+
+// stmt is q prepared in this transaction, once: the batch's statements
+// are a handful of shapes, each executed many times.
+func (t *batchTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	t.stmts[q] = st
+	return st, nil
+}
+
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
 
 // values returns "(?,…),(?,…)…": rows groups of cols placeholders.
@@ -432,19 +516,11 @@ func values(cols, rows int) string {
 	return one + strings.Repeat(","+one, rows-1)
 }
 
-func flatten(rows [][]any) []any {
-	var out []any
-	for _, r := range rows {
-		out = append(out, r...)
-	}
-	return out
-}
-
 // ---- the outbox of envelopes (publisher.Outbox) ---------------------------------
 
 // PendingEnvelopes implements publisher.Outbox.
 func (s *Store) PendingEnvelopes(ctx context.Context, limit int) ([]publisher.OutboxRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, event_id, bus, source, detail_type, detail, slot_id, correlation_id, event
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, event_id, bus, source, detail_type, detail, slot_id, correlation_id, event
 		FROM outbox ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
 		return nil, unavailable(err)
@@ -503,7 +579,7 @@ func (s *Store) DeadLetterEvents(ctx context.Context, refused []publisher.EventD
 // OutboxLen is how many envelopes wait for their bus.
 func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
 	return n, unavailable(err)
 }
 
@@ -511,7 +587,7 @@ func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 
 // PendingOutcomes implements publisher.OutcomeOutbox.
 func (s *Store) PendingOutcomes(ctx context.Context, limit int) ([]publisher.OutcomeRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, message_id, payload FROM outcome_outbox ORDER BY seq LIMIT ?`, limit)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, message_id, payload FROM outcome_outbox ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -572,7 +648,7 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 		set, args = in(f.IDs)
 		q += ` WHERE id IN ` + set
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY first_failure, id, digest`, args...)
+	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY first_failure, id, digest`, args...)
 	if err != nil {
 		return nil, unavailable(err)
 	}
