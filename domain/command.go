@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -263,6 +264,12 @@ func decodeReserve(raw json.RawMessage) (ReserveSlotData, error) {
 		return d, err
 	}
 	// Kept as sent (no trimming): the name is the host's, not ours to edit.
+	// Control characters are refused, not removed: a name is printed on
+	// screens and in logs, and PostgreSQL cannot store NUL in text at all.
+	if i := strings.IndexFunc(d.HostName, isControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(d.HostName[i:])
+		return d, invalidf(Invalid, "data.hostName", "must not contain control characters, found U+%04X at byte %d", r, i)
+	}
 	switch n := utf8.RuneCountInString(d.HostName); {
 	case strings.TrimSpace(d.HostName) == "":
 		return d, invalidf(Invalid, "data.hostName", "required, must not be empty or only spaces")
@@ -296,9 +303,16 @@ func checkSlotID(id string) error {
 	return nil
 }
 
+// isControl is the C0 range and DEL: characters that have no business in a
+// name and that terminals and logs interpret.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
 // decodeObject reads exactly one JSON object (no trailing bytes) into its
 // raw members.
 func decodeObject(b []byte, path string) (map[string]json.RawMessage, error) {
+	if err := checkText(b, path); err != nil {
+		return nil, err
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(b, &obj); err != nil {
 		var te *json.UnmarshalTypeError
@@ -311,6 +325,76 @@ func decodeObject(b []byte, path string) (map[string]json.RawMessage, error) {
 		return nil, invalidf(Malformed, path, "must be a JSON object, got null")
 	}
 	return obj, nil
+}
+
+// checkText refuses what encoding/json would otherwise rewrite without a
+// word: bytes that are not UTF-8 and \u escapes of lone UTF-16 surrogates
+// both become U+FFFD, so a host name or an id would silently change. Such
+// bytes are not the command the sender meant: malformed, naming the offset
+// (relative to b) so the sender can find them.
+func checkText(b []byte, path string) error {
+	inString := false
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return invalidf(Malformed, path, "not valid UTF-8: byte 0x%02x at offset %d", c, i)
+			}
+			i += size
+			continue
+		}
+		switch {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(b):
+			if b[i+1] == 'u' {
+				if r, ok := hex4(b[i+2:]); ok && utf16.IsSurrogate(r) {
+					if r2, ok := lowSurrogateAt(b, i+6); r < 0xdc00 && ok && r2 >= 0xdc00 {
+						i += 12 // a valid pair: one character outside the BMP
+						continue
+					}
+					return invalidf(Malformed, path, "invalid escape \\u%04x at offset %d: a lone UTF-16 surrogate is not a character", r, i)
+				}
+			}
+			if b[i+1] < utf8.RuneSelf {
+				i += 2 // the escaped byte, so that \" does not end the string
+				continue
+			}
+		}
+		i++
+	}
+	return nil
+}
+
+// lowSurrogateAt reads a \uXXXX escape at b[i:] whose value is a UTF-16 surrogate.
+func lowSurrogateAt(b []byte, i int) (rune, bool) {
+	if i+1 >= len(b) || b[i] != '\\' || b[i+1] != 'u' {
+		return 0, false
+	}
+	r, ok := hex4(b[i+2:])
+	return r, ok && utf16.IsSurrogate(r)
+}
+
+// hex4 reads the 4 hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // dataObject decodes a command's data; absent or null data reads as {} so

@@ -139,3 +139,72 @@ func TestEnsureIDs(t *testing.T) {
 		}
 	}
 }
+
+// encoding/json turns bytes that are not UTF-8, and escapes of lone
+// surrogates, into U+FFFD without an error: the command would create slots
+// with another id, or reserve for another name. Both are malformed, and the
+// error says where.
+func TestParseCommandRefusesWhatJSONWouldRewrite(t *testing.T) {
+	reserve := func(host string) string {
+		return `{"type":"ReserveSlot","id":"c","data":{"slotId":"` + idA + `","hostName":"` + host + `"}}`
+	}
+	for _, tc := range []struct {
+		name, in string
+		bad      string // the reason names the offset where this starts in `in`
+	}{
+		{"invalid byte in id", `{"type":"CreateSlots","id":"c-` + "\xff" + `"}`, "\xff"},
+		{"invalid byte in correlationId", `{"type":"CreateSlots","id":"c","correlationId":"k` + "\xc3" + `"}`, "\xc3"},
+		{"truncated sequence in hostName", reserve("Sam \xe2\x82"), "\xe2"},
+		{"overlong encoding", reserve("\xc0\xaf"), "\xc0"},
+		{"encoded surrogate", reserve("\xed\xa0\x80"), "\xed"},
+		{"invalid byte in a key", `{"type":"CloseSlots","id":"c","x` + "\xfe" + `":1}`, "\xfe"},
+		{"lone high surrogate escape", reserve(`Sam \ud800`), `\ud800`},
+		{"lone low surrogate escape", reserve(`\udc00 Sam`), `\udc00`},
+		{"high surrogate then a letter", reserve(`\ud83dA`), `\ud83d`},
+	} {
+		offset := fmt.Sprintf("offset %d", strings.Index(tc.in, tc.bad))
+		t.Run(tc.name, func(t *testing.T) {
+			for fn, parse := range map[string]func([]byte) error{
+				"ParseCommand": func(b []byte) error { _, err := ParseCommand(b); return err },
+				"EnsureIDs":    func(b []byte) error { _, _, err := EnsureIDs(b); return err },
+			} {
+				err := parse([]byte(tc.in))
+				var e *InvalidCommandError
+				if !errors.As(err, &e) || e.Kind != Malformed {
+					t.Fatalf("%s: got %v, want a malformed command", fn, err)
+				}
+				if !strings.Contains(e.Reason, offset) {
+					t.Errorf("%s: reason %q does not name %s", fn, e.Reason, offset)
+				}
+			}
+		})
+	}
+	// A surrogate pair is one character, and escapes that only look alike
+	// are fine.
+	for _, host := range []string{`\ud83d\ude00 Sam`, `Sam \\ud800`, `\"\ud83d\udE00\"`, "Zoë 😀"} {
+		c, err := ParseCommand([]byte(reserve(host)))
+		if err != nil {
+			t.Errorf("hostName %s: %v", host, err)
+			continue
+		}
+		if _, err := decodeReserve(c.Data); err != nil {
+			t.Errorf("hostName %s: %v", host, err)
+		}
+	}
+}
+
+func TestHostNameRefusesControlCharacters(t *testing.T) {
+	for _, host := range []string{`\u0000`, `Sam\u0000`, "Sam\\tPerson", `Sam\nPerson`, `\u001f`, `Sam\u007f`, `\r`} {
+		in := `{"type":"ReserveSlot","id":"c","data":{"slotId":"` + idA + `","hostName":"` + host + `"}}`
+		_, err := ParseCommand([]byte(in))
+		var e *InvalidCommandError
+		if !errors.As(err, &e) || e.Kind != Invalid || e.Field != "data.hostName" || !strings.Contains(e.Reason, "control character") {
+			t.Errorf("hostName %s: got %v, want data.hostName invalid for a control character", host, err)
+		}
+	}
+	// Only C0 and DEL: other characters, spaces included, are a name's own.
+	in := `{"type":"ReserveSlot","id":"c","data":{"slotId":"` + idA + `","hostName":"Sam Person \u00a0\u0085 Ünal"}}`
+	if _, err := ParseCommand([]byte(in)); err != nil {
+		t.Errorf("printable and C1 characters: %v", err)
+	}
+}
