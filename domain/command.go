@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -140,7 +141,7 @@ func (c Command) Validate() error {
 		for i, t := range commandTypes {
 			names[i] = string(t)
 		}
-		return invalidf(UnknownType, "type", "unknown command type %q, want one of %s", c.Type, strings.Join(names, ", "))
+		return invalidf(UnknownType, "type", "unknown command type %s, want one of %s", quote(string(c.Type)), strings.Join(names, ", "))
 	}
 	if c.Version != 0 && c.Version != 1 {
 		return invalidf(UnsupportedVersion, "version", "unsupported version %d, only 1 is supported", c.Version)
@@ -224,7 +225,7 @@ func decodeCreateSlots(raw json.RawMessage) (createSlotsPlan, error) {
 	if d.Date != "" {
 		day, err := time.ParseInLocation(dateLayout, d.Date, time.UTC)
 		if err != nil {
-			return p, invalidf(Invalid, "data.date", "must be a date YYYY-MM-DD, got %q", d.Date)
+			return p, invalidf(Invalid, "data.date", "must be a date YYYY-MM-DD, got %s", quote(d.Date))
 		}
 		p.day = day
 	}
@@ -298,7 +299,7 @@ func checkSlotID(id string) error {
 		return invalidf(Invalid, "data.slotId", "required")
 	}
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 || strings.ToLower(id) != id {
-		return invalidf(Invalid, "data.slotId", "must be a UUID in canonical lowercase form, got %q", id)
+		return invalidf(Invalid, "data.slotId", "must be a UUID in canonical lowercase form, got %s", quote(id))
 	}
 	return nil
 }
@@ -317,9 +318,9 @@ func decodeObject(b []byte, path string) (map[string]json.RawMessage, error) {
 	if err := json.Unmarshal(b, &obj); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, invalidf(Malformed, path, "must be a JSON object, got %s", te.Value)
+			return nil, invalidf(Malformed, path, "must be a JSON object, got %s", excerpt(te.Value))
 		}
-		return nil, invalidf(Malformed, path, "not valid JSON: %v", err)
+		return nil, invalidf(Malformed, path, "not valid JSON: %v", err) // encoding/json quotes at most one character
 	}
 	if obj == nil {
 		return nil, invalidf(Malformed, path, "must be a JSON object, got null")
@@ -425,17 +426,29 @@ next:
 				continue next
 			}
 		}
+		path := prefix + keyPath(k)
 		for _, a := range allowed {
 			if strings.EqualFold(k, a) {
-				return invalidf(Malformed, prefix+k, "unknown field (did you mean %q?)", a)
+				return invalidf(Malformed, path, "unknown field (did you mean %q?)", a)
 			}
 		}
 		if len(allowed) == 0 {
-			return invalidf(Malformed, prefix+k, "unknown field (this command takes no data)")
+			return invalidf(Malformed, path, "unknown field (this command takes no data)")
 		}
-		return invalidf(Malformed, prefix+k, "unknown field, want one of %s", strings.Join(allowed, ", "))
+		return invalidf(Malformed, path, "unknown field, want one of %s", strings.Join(allowed, ", "))
 	}
 	return nil
+}
+
+// keyPath is an unknown member's name as a path element: as it is when it
+// is short and plain, else quoted and bounded, so that a key of a megabyte
+// or of control characters cannot make the Field (and the message) huge or
+// unreadable.
+func keyPath(k string) string {
+	if len(k) <= maxQuoted && strconv.Quote(k) == `"`+k+`"` && !strings.ContainsAny(k, ". ") {
+		return k
+	}
+	return quote(k)
 }
 
 // field decodes one member, if present, reporting a wrong JSON type as
@@ -446,11 +459,7 @@ func field[T any](obj map[string]json.RawMessage, key, path, want string, dst *T
 		return nil
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
-		got := string(raw)
-		if len(got) > 40 {
-			got = got[:40] + "..."
-		}
-		return invalidf(Malformed, path, "must be %s, got %s", want, got)
+		return invalidf(Malformed, path, "must be %s, got %s", want, excerpt(string(raw)))
 	}
 	return nil
 }

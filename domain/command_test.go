@@ -208,3 +208,54 @@ func TestHostNameRefusesControlCharacters(t *testing.T) {
 		t.Errorf("printable and C1 characters: %v", err)
 	}
 }
+
+// Commands come from the network: no error may repeat a huge value whole.
+// What the error shows is the value's start and its length.
+func TestErrorsQuoteInputBounded(t *testing.T) {
+	mb := strings.Repeat("A", 1<<20)
+	for _, tc := range []struct {
+		name, in, field string
+	}{
+		{"unknown type", `{"type":"` + mb + `","id":"c"}`, "type"},
+		{"bad date", `{"type":"CreateSlots","id":"c","data":{"date":"` + mb + `"}}`, "data.date"},
+		{"bad slotId", `{"type":"CheckIn","id":"c","data":{"slotId":"` + mb + `"}}`, "data.slotId"},
+		{"unknown field", `{"type":"CloseSlots","id":"c","` + mb + `":1}`, `"` + mb[:maxQuoted] + `…" (1048576 bytes)`},
+		{"unknown data field", `{"type":"CheckIn","id":"c","data":{"` + mb + `":1}}`, `data."` + mb[:maxQuoted] + `…" (1048576 bytes)`},
+		{"wrong type", `{"type":"CloseSlots","id":["` + mb + `"]}`, "id"},
+		{"version", `{"type":"CloseSlots","id":"c","version":"` + mb + `"}`, "version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseCommand([]byte(tc.in))
+			var e *InvalidCommandError
+			if !errors.As(err, &e) {
+				t.Fatalf("got %v, want *InvalidCommandError", err)
+			}
+			if e.Field != tc.field {
+				t.Errorf("field %.200q, want %.200q", e.Field, tc.field)
+			}
+			if msg := err.Error(); len(msg) >= 512 || !strings.Contains(msg, "AAAA…") || !strings.Contains(msg, "(1048") {
+				t.Errorf("message of %d bytes: %.600s; want under 512 bytes, with the start of the value and its length", len(msg), msg)
+			}
+		})
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", `""`},
+		{"2026-13-01", `"2026-13-01"`},
+		{"tab\there", `"tab\there"`},
+		{strings.Repeat("a", maxQuoted), `"` + strings.Repeat("a", maxQuoted) + `"`},
+		{strings.Repeat("a", maxQuoted+1), `"` + strings.Repeat("a", maxQuoted) + `…" (65 bytes)`},
+		// "é" is 2 bytes: the cut goes before a character, never into one.
+		{strings.Repeat("a", maxQuoted-1) + "éé", `"` + strings.Repeat("a", maxQuoted-1) + `…" (67 bytes)`},
+		{strings.Repeat("€", 30), `"` + strings.Repeat("€", 21) + `…" (90 bytes)`},
+	} {
+		if got := quote(tc.in); got != tc.want {
+			t.Errorf("quote(%.80q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	if got := excerpt(`["` + strings.Repeat("x", 100) + `"]`); got != `["`+strings.Repeat("x", maxQuoted-2)+`… (104 bytes)` {
+		t.Errorf("excerpt: %s", got)
+	}
+}
