@@ -104,11 +104,12 @@ func ParseCommand(b []byte) (Command, error) {
 	// Version first: a later version may carry fields this one does not
 	// know, and "unsupported version" is the useful answer then, not
 	// "unknown field".
-	if err := field(obj, "version", "version", "an integer", &cmd.Version); err != nil {
-		return cmd, err
-	}
-	if cmd.Version != 0 && cmd.Version != 1 {
-		return cmd, invalidf(UnsupportedVersion, "version", "unsupported version %d, only 1 is supported", cmd.Version)
+	if raw, ok := obj["version"]; ok {
+		v, err := parseVersion(raw)
+		cmd.Version = v
+		if err != nil {
+			return cmd, err
+		}
 	}
 	for _, f := range []struct {
 		key string
@@ -198,6 +199,26 @@ func EnsureIDs(b []byte) ([]byte, Command, error) {
 		return nil, cmd, invalidf(Malformed, "", "re-encode: %v", err)
 	}
 	return out, cmd, nil
+}
+
+// parseVersion reads a version that is present: only the number 1 is
+// supported. Decoding into an int would let 0 through as "absent" and refuse
+// 1.5 as a wrong type; a version is a number, so any other number (0, 2, -1,
+// 1.5, 1.0) is an unsupported version, and anything else (a string, null)
+// is malformed. The int returned is the version when it is an integer, for
+// the poison queue to report.
+func parseVersion(raw json.RawMessage) (int, error) {
+	tok := string(bytes.TrimSpace(raw))
+	if tok == "1" {
+		return 1, nil
+	}
+	// The whole input is valid JSON by now, so a value that starts like a
+	// number is one.
+	if tok == "" || (tok[0] != '-' && (tok[0] < '0' || tok[0] > '9')) {
+		return 0, invalidf(Malformed, "version", "must be an integer, got %s", excerpt(tok))
+	}
+	v, _ := strconv.Atoi(tok)
+	return v, invalidf(UnsupportedVersion, "version", "unsupported version %s, only 1 is supported", excerpt(tok))
 }
 
 // createSlotsPlan is CreateSlots with the defaults resolved.

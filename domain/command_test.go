@@ -49,6 +49,19 @@ func TestParseCommandErrors(t *testing.T) {
 		{"bad date", `{"type":"CreateSlots","id":"c","data":{"date":"2026-13-01"}}`, Invalid, "data.date", ""},
 		{"version 2", `{"type":"CloseSlots","id":"c","version":2}`, UnsupportedVersion, "version",
 			"invalid command: version: unsupported version 2, only 1 is supported"},
+		// 0 is not "absent": a sender that writes a version means it.
+		{"version 0", `{"type":"CloseSlots","id":"c","version":0}`, UnsupportedVersion, "version",
+			"invalid command: version: unsupported version 0, only 1 is supported"},
+		{"version -1", `{"type":"CloseSlots","id":"c","version":-1}`, UnsupportedVersion, "version", ""},
+		{"version 1.5", `{"type":"CloseSlots","id":"c","version":1.5}`, UnsupportedVersion, "version",
+			"invalid command: version: unsupported version 1.5, only 1 is supported"},
+		{"version 1.0", `{"type":"CloseSlots","id":"c","version":1.0}`, UnsupportedVersion, "version", ""},
+		{"version 1e0", `{"type":"CloseSlots","id":"c","version":1e0}`, UnsupportedVersion, "version", ""},
+		{"version huge", `{"type":"CloseSlots","id":"c","version":1` + strings.Repeat("0", 400) + `}`, UnsupportedVersion, "version", ""},
+		{"version string", `{"type":"CloseSlots","id":"c","version":"1"}`, Malformed, "version",
+			`invalid command: version: must be an integer, got "1"`},
+		{"version null", `{"type":"CloseSlots","id":"c","version":null}`, Malformed, "version", ""},
+		{"version bool", `{"type":"CloseSlots","id":"c","version":true}`, Malformed, "version", ""},
 		// A later version may add fields; the version is the useful answer.
 		{"version 2 with new field", `{"type":"CloseSlots","id":"c","version":2,"priority":1}`, UnsupportedVersion, "version", ""},
 	} {
@@ -76,6 +89,7 @@ func TestParseCommandAccepts(t *testing.T) {
 		`{"type":"CloseSlots","id":"c"}`,
 		`{"type":"CloseSlots","id":"c","data":{}}`,
 		`{"type":"UnattendSlots","id":"c","data":null,"version":1}`,
+		`{"type":"UnattendSlots","id":"c","version": 1 }`,
 		` {"type":"CreateSlots","id":"c","data":{"startHour":14,"count":10}} ` + "\n",
 		`{"type":"CreateSlots","id":"c","data":{"startHour":0,"count":24,"date":"2026-02-28"}}`,
 		`{"type":"ReserveSlot","id":"c","correlationId":"k","data":{"slotId":"` + idA + `","hostName":"` + strings.Repeat("é", 100) + `"}}`,
