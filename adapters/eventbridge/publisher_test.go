@@ -475,3 +475,127 @@ func BenchmarkPublishParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*len(msgs))/b.Elapsed().Seconds(), "entries/s")
 }
+
+// withContext gives every message the context, as the relay does.
+func withContext(ctx context.Context, msgs []*message.Message) []*message.Message {
+	for _, m := range msgs {
+		m.SetContext(ctx)
+	}
+	return msgs
+}
+
+// publishAsync runs Publish and returns what it returned, failing the test
+// when it has not returned within limit: a hang must be a failure, not a
+// test that never ends.
+func publishAsync(t *testing.T, p *eventbridge.Publisher, limit time.Duration, msgs []*message.Message) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.Publish(bus, msgs...) }()
+	out := make(chan error, 1)
+	go func() {
+		select {
+		case err := <-done:
+			out <- err
+		case <-time.After(limit):
+			out <- fmt.Errorf("Publish has not returned after %s", limit)
+		}
+	}()
+	return out
+}
+
+func allPending(t *testing.T, err error, envs []domain.Envelope) {
+	t.Helper()
+	be := batchError(t, err)
+	if len(be.Refused) != 0 || len(be.Pending) != len(envs) {
+		t.Fatalf("refused %v, %d pending; want all %d pending", be.Refused, len(be.Pending), len(envs))
+	}
+	for _, env := range envs {
+		if be.Pending[env.ID] == nil {
+			t.Errorf("event %s not pending", env.ID)
+		}
+	}
+}
+
+// The relay's shutdown flush gives its messages a deadline: a stalled
+// endpoint must not hold Publish past it. Everything undelivered is pending,
+// so it stays in the outbox.
+func TestPublishEndsWithTheMessagesContext(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
+	s.Stall()
+	envs := envelopes(15) // two calls: the second is never sent
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := <-publishAsync(t, p, 10*time.Second, withContext(ctx, messages(t, envs...)))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Publish returned %s after its context's 300ms deadline", d)
+	}
+	allPending(t, err, envs)
+	if be := batchError(t, err); !errors.Is(be.Pending[envs[0].ID], context.DeadlineExceeded) {
+		t.Errorf("pending because %v, want the context's deadline", be.Pending[envs[0].ID])
+	}
+	if len(s.Accepted()) != 0 {
+		t.Fatal("a stalled endpoint accepted entries")
+	}
+}
+
+// A backoff between attempts ends with the messages' context too.
+func TestBackoffEndsWithTheMessagesContext(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{BaseBackoff: time.Hour, MaxBackoff: time.Hour})
+	s.FailEntriesIf(ebtest.CodeThrottling, func(ebtest.Entry) bool { return true })
+	envs := envelopes(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	allPending(t, <-publishAsync(t, p, 10*time.Second, withContext(ctx, messages(t, envs...))), envs)
+	if got := s.Calls(); !equalInts(got, []int{3}) {
+		t.Fatalf("calls %v, want the first attempt only", got)
+	}
+}
+
+// Close ends a Publish stalled in a call, and does not itself hang.
+func TestCloseEndsAStalledPublish(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
+	s.Stall()
+	envs := envelopes(2)
+	result := publishAsync(t, p, 10*time.Second, messages(t, envs...)) // no deadline of its own
+	for s.Stalled() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs while a call is stalled")
+	}
+	err := <-result
+	allPending(t, err, envs)
+	if be := batchError(t, err); !errors.Is(be.Pending[envs[0].ID], eventbridge.ErrClosed) {
+		t.Errorf("pending because %v, want ErrClosed", be.Pending[envs[0].ID])
+	}
+}
+
+// Without any deadline, the HTTP client's response-header timeout ends a
+// call to an endpoint that never answers; the SDK's attempts all time out
+// and the entries stay pending.
+func TestStalledEndpointTimesOut(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{HTTPTimeout: 100 * time.Millisecond, MaxAttempts: 2})
+	s.Stall()
+	envs := envelopes(4)
+	allPending(t, <-publishAsync(t, p, 15*time.Second, messages(t, envs...)), envs)
+}
+
+// Messages whose context has ended already are not sent at all.
+func TestPublishWithAnEndedContextSendsNothing(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	envs := envelopes(3)
+	allPending(t, p.Publish(bus, withContext(ctx, messages(t, envs...))...), envs)
+	if got := s.Calls(); len(got) != 0 {
+		t.Fatalf("calls %v, want none", got)
+	}
+}
