@@ -6,7 +6,10 @@
 // the event id. Publish sends them in calls of at most 10 entries whose total
 // size stays within the entry-size limit (AWS applies the limit to the whole
 // request), re-sends only the entries that failed transiently, and reports
-// per message what happened through *publisher.BatchError.
+// per message what happened through *publisher.BatchError: refused (the
+// entry itself is wrong: the relay dead-letters it) or pending (a failure of
+// the call or of the whole bus, such as missing permissions: it stays in the
+// outbox).
 //
 // The entry's Time is left unset, so EventBridge stamps the event with the
 // time it received it. The domain time of the event is in the Detail
@@ -22,6 +25,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -434,6 +438,9 @@ func (p *Publisher) sendChunk(ctx context.Context, bus string, todo []item, out 
 			}
 			return nil
 		}
+		// Any other failure of the whole call (network, 5xx after the SDK's
+		// retries, throttling, authorisation, a missing bus) is the bus's or
+		// the caller's, never one entry's: pending, as is what follows.
 		if err != nil {
 			err = fmt.Errorf("eventbridge: PutEvents: %w", err)
 			p.logger.Error("EventBridge PutEvents call failed", err, watermill.LogFields{"bus": bus, "entries": len(todo)})
@@ -446,6 +453,7 @@ func (p *Publisher) sendChunk(ctx context.Context, bus string, todo []item, out 
 			return err
 		}
 		var retry []item
+		var busWide []*EntryError
 		for i, r := range resp.Entries {
 			it := todo[i]
 			if r.ErrorCode == nil && r.EventId != nil {
@@ -456,15 +464,25 @@ func (p *Publisher) sendChunk(ctx context.Context, bus string, todo []item, out 
 				eerr.Code, eerr.Message = "InternalFailure", "PutEvents answered no EventId and no ErrorCode"
 			}
 			switch {
-			case !retryableEntryCode(eerr.Code):
-				out.refuse(it.id, eerr)
-				p.logger.Error("EventBridge refused an entry", eerr, watermill.LogFields{"event_id": it.id, "bus": bus, "code": eerr.Code})
-			case attempt >= p.cfg.MaxAttempts:
+			case retryableEntryCode(eerr.Code) && attempt < p.cfg.MaxAttempts:
+				retry = append(retry, it)
+			case retryableEntryCode(eerr.Code):
 				out.pend(it.id, fmt.Errorf("%w (after %d attempts)", eerr, attempt))
 				p.logger.Info("EventBridge entry still failing, left pending", watermill.LogFields{"event_id": it.id, "bus": bus, "code": eerr.Code, "attempts": attempt})
+			case busWideEntryCode(eerr.Code):
+				// Not this entry's fault: the bus or the caller's rights. It
+				// stays in the outbox until an operator fixes them, and is
+				// not tried again in this call.
+				out.pend(it.id, eerr)
+				busWide = append(busWide, eerr)
 			default:
-				retry = append(retry, it)
+				out.refuse(it.id, eerr)
+				p.logger.Error("EventBridge refused an entry", eerr, watermill.LogFields{"event_id": it.id, "bus": bus, "code": eerr.Code})
 			}
+		}
+		if len(busWide) > 0 {
+			p.logger.Error("EventBridge refused entries for a reason of the whole bus (permissions, or the bus is missing); left pending",
+				busWide[0], watermill.LogFields{"bus": bus, "entries": len(busWide), "code": busWide[0].Code})
 		}
 		if len(retry) > 0 {
 			p.logger.Debug("EventBridge entries failed transiently, re-sending them", watermill.LogFields{"bus": bus, "entries": len(retry), "attempt": attempt})
@@ -498,19 +516,50 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// An entry's ErrorCode falls in one of three classes:
+//   - transient (retryableEntryCode): another attempt can fix it; sent
+//     again with backoff, then left pending;
+//   - bus-wide (busWideEntryCode): it says nothing about the entry and
+//     everything about the bus or the caller (permissions, a bus that does
+//     not exist): every entry would fail alike, so dead-lettering them one by
+//     one would empty the outbox into the DLQ. Pending at once: the events
+//     wait until an operator fixes the cause;
+//   - anything else, unknown codes included (InvalidArgument,
+//     MalformedDetail, ...): the entry itself is wrong and no attempt will
+//     change that. Refused, so a poison entry cannot block the outbox; it
+//     goes to the DLQ, from which it can be replayed.
+// Codes are the service's ErrorCode values, the only form entry errors
+// take: there is no SDK type for them.
+
 // retryableEntryCode tells the entry error codes that another attempt can
 // fix. EventBridge documents InternalFailure and ThrottlingException as the
-// retryable ones; every other code (InvalidArgument, MalformedDetail,
-// AccessDeniedException, NotAuthorizedFor*, ...) and any unknown one is final,
-// so a poison entry cannot block the outbox: a refused event goes to the DLQ,
-// from which it can be replayed.
+// retryable ones.
 func retryableEntryCode(code string) bool {
 	switch code {
 	case "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-		"InternalFailure", "InternalException", "InternalError", "ServiceUnavailable", "ServiceUnavailableException":
+		"InternalFailure", "InternalException", "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
+		"KMSThrottlingException":
 		return true
 	}
 	return false
+}
+
+// busWideEntryCode tells the codes of failures of the whole bus: missing
+// permissions of any kind (an IAM policy, the bus's resource policy, a
+// condition on the source or detail type, credentials), the bus's KMS key,
+// and a bus that does not exist.
+func busWideEntryCode(code string) bool {
+	switch code {
+	case "AccessDeniedException", "NotAuthorizedForSourceException", "NotAuthorizedForDetailTypeException",
+		"ResourceNotFoundException", "UnrecognizedClientException", "InvalidClientTokenId",
+		"ExpiredTokenException", "ExpiredToken", "InvalidSignatureException", "SignatureDoesNotMatch",
+		"MissingAuthenticationTokenException", "IncompleteSignatureException", "AuthFailure", "OptInRequired":
+		return true
+	}
+	// Authorisation codes not listed share these words; KMS* is the bus's key.
+	return strings.HasPrefix(code, "NotAuthorized") || strings.Contains(code, "AccessDenied") ||
+		strings.Contains(code, "Unauthorized") || strings.Contains(code, "Forbidden") ||
+		strings.HasPrefix(code, "KMS") || strings.HasPrefix(code, "Kms")
 }
 
 // isRequestValidation tells a whole-call 400 ValidationException: the request

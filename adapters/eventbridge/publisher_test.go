@@ -166,17 +166,17 @@ func TestOnlyFailedEntriesAreResent(t *testing.T) {
 func TestPermanentEntryErrorsAreRefusedNotRetried(t *testing.T) {
 	s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
 	envs := envelopes(6)
-	envs[1].Detail = `not json`                // MalformedDetail
-	envs[2].Source = ""                        // InvalidArgument
-	envs[4] = envelope(bus, 4, `,"deny":true`) // AccessDeniedException
-	s.FailEntriesIf(ebtest.CodeAccessDenied, func(e ebtest.Entry) bool { return strings.Contains(e.Detail, `"deny"`) })
+	envs[1].Detail = `not json`               // MalformedDetail
+	envs[2].Source = ""                       // InvalidArgument
+	envs[4] = envelope(bus, 4, `,"odd":true`) // a code the adapter does not know
+	s.FailEntriesIf("SomeNewEntryError", func(e ebtest.Entry) bool { return strings.Contains(e.Detail, `"odd"`) })
 
 	err := p.Publish(bus, messages(t, envs...)...)
 	be := batchError(t, err)
 	if len(be.Pending) != 0 || len(be.Refused) != 3 {
 		t.Fatalf("refused %v pending %v", be.Refused, be.Pending)
 	}
-	want := map[string]string{envs[1].ID: "MalformedDetail", envs[2].ID: "InvalidArgument", envs[4].ID: "AccessDeniedException"}
+	want := map[string]string{envs[1].ID: "MalformedDetail", envs[2].ID: "InvalidArgument", envs[4].ID: "SomeNewEntryError"}
 	for id, code := range want {
 		if got := entryCode(t, be.Refused[id]); got != code {
 			t.Errorf("event %s: code %s, want %s (%v)", id, got, code, be.Refused[id])
@@ -193,12 +193,14 @@ func TestPermanentEntryErrorsAreRefusedNotRetried(t *testing.T) {
 	}
 }
 
-func TestUnknownBusRefusedWhenTheServiceSaysSo(t *testing.T) {
+// A bus that does not exist fails every entry alike: nothing is the entry's
+// fault, so nothing is dead-lettered; the events wait for the bus.
+func TestUnknownBusIsPendingWhenTheServiceSaysSo(t *testing.T) {
 	s, p := setup(t, ebtest.Options{RejectUnknownBus: true}, eventbridge.Config{})
 	envs := []domain.Envelope{envelope("reservations", 0, ""), envelope("reservations", 1, "")}
 	be := batchError(t, p.Publish("reservations", messages(t, envs...)...))
-	if len(be.Refused) != 2 || entryCode(t, be.Refused[envs[0].ID]) != "ResourceNotFoundException" {
-		t.Fatalf("refused %v", be.Refused)
+	if len(be.Refused) != 0 || len(be.Pending) != 2 || entryCode(t, be.Pending[envs[0].ID]) != "ResourceNotFoundException" {
+		t.Fatalf("refused %v pending %v", be.Refused, be.Pending)
 	}
 	if got := s.Calls(); !equalInts(got, []int{2}) {
 		t.Fatalf("calls %v", got)
@@ -597,5 +599,70 @@ func TestPublishWithAnEndedContextSendsNothing(t *testing.T) {
 	allPending(t, p.Publish(bus, withContext(ctx, messages(t, envs...))...), envs)
 	if got := s.Calls(); len(got) != 0 {
 		t.Fatalf("calls %v, want none", got)
+	}
+}
+
+// Authorisation failures are the bus's, not the entry's: an IAM or bus
+// policy that denies a source or a detail type would otherwise dead-letter
+// every event of the outbox, one by one. They stay pending, are not tried
+// again within the call, and only the entry that is wrong itself is refused.
+func TestAuthorisationEntryErrorsArePending(t *testing.T) {
+	for _, code := range []string{ebtest.CodeAccessDenied, ebtest.CodeNotAuthSource, ebtest.CodeNotAuthDetailType,
+		"NotAuthorizedForEventBusException", "UnauthorizedOperation", "KMSAccessDeniedException"} {
+		t.Run(code, func(t *testing.T) {
+			s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
+			envs := envelopes(5)
+			envs[1] = envelope(bus, 1, `,"deny":true`)
+			envs[3] = envelope(bus, 3, `,"deny":true`)
+			envs[4].Detail = `not json` // refused: the entry itself is wrong
+			s.FailEntriesIf(code, func(e ebtest.Entry) bool { return strings.Contains(e.Detail, `"deny"`) })
+
+			be := batchError(t, p.Publish(bus, messages(t, envs...)...))
+			if len(be.Pending) != 2 || len(be.Refused) != 1 || be.Refused[envs[4].ID] == nil {
+				t.Fatalf("refused %v pending %v; want the 2 denied pending, the malformed one refused", be.Refused, be.Pending)
+			}
+			for _, i := range []int{1, 3} {
+				if got := entryCode(t, be.Pending[envs[i].ID]); got != code {
+					t.Errorf("event %d: code %s, want %s", i, got, code)
+				}
+			}
+			if got := s.Calls(); !equalInts(got, []int{5}) {
+				t.Fatalf("calls %v: an entry denied for the bus is not re-sent in the same Publish", got)
+			}
+			if n := len(s.Accepted()); n != 2 {
+				t.Fatalf("accepted %d, want 2", n)
+			}
+		})
+	}
+}
+
+// A whole call refused for authorisation, throttling or a missing bus is a
+// failure of the bus: everything is pending, nothing refused, and the entries
+// are not sent one by one (that is for a request the service finds invalid).
+func TestWholeCallBusFailuresArePending(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		code   string
+	}{
+		{http.StatusBadRequest, ebtest.CodeAccessDenied},
+		{http.StatusForbidden, "UnrecognizedClientException"},
+		{http.StatusBadRequest, ebtest.CodeThrottling},
+		{http.StatusBadRequest, ebtest.CodeResourceNotFound},
+		{http.StatusBadRequest, ebtest.CodeNotAuthSource},
+	} {
+		t.Run(c.code, func(t *testing.T) {
+			s, p := setup(t, ebtest.Options{}, eventbridge.Config{MaxAttempts: 2})
+			s.FailNextRequests(100, c.status, c.code)
+			envs := envelopes(12)
+			be := batchError(t, p.Publish(bus, messages(t, envs...)...))
+			if len(be.Refused) != 0 || len(be.Pending) != 12 {
+				t.Fatalf("refused %v, %d pending; want all 12 pending", be.Refused, len(be.Pending))
+			}
+			for _, n := range s.Calls() {
+				if n != 10 {
+					t.Fatalf("calls %v: the first chunk only, never entry by entry", s.Calls())
+				}
+			}
+		})
 	}
 }

@@ -60,6 +60,8 @@ const (
 	CodeThrottling        = "ThrottlingException"
 	CodeInternalFailure   = "InternalFailure"
 	CodeAccessDenied      = "AccessDeniedException"
+	CodeNotAuthSource     = "NotAuthorizedForSourceException"
+	CodeNotAuthDetailType = "NotAuthorizedForDetailTypeException"
 	CodeResourceNotFound  = "ResourceNotFoundException"
 	CodeValidation        = "ValidationException"
 	CodeUnknownOperation  = "UnknownOperationException"
@@ -286,7 +288,8 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // FailEntriesIf makes every entry for which pred is true fail with code (e.g.
-// ThrottlingException, InternalFailure, AccessDeniedException) until
+// ThrottlingException, InternalFailure, AccessDeniedException,
+// NotAuthorizedForSourceException, or any code a test needs) until
 // ClearFaults. Only entries that pass validation are considered.
 func (s *Server) FailEntriesIf(code string, pred func(Entry) bool) {
 	s.addEntryFault(&entryFault{pred: pred, remaining: -1, code: code})
@@ -662,6 +665,12 @@ func faultMessage(code string) string {
 		return "The request processing has failed because of an unknown error, exception or failure."
 	case CodeAccessDenied:
 		return "User is not authorized to perform: events:PutEvents"
+	case CodeNotAuthSource:
+		return "Not authorized for the source."
+	case CodeNotAuthDetailType:
+		return "Not authorized for the detail type."
+	case CodeResourceNotFound:
+		return "Event bus does not exist."
 	}
 	return "injected failure: " + code
 }
