@@ -26,9 +26,10 @@ $(TEST_TOOLS_STAMP): test-tools/package-lock.json
 	cd test-tools && npm ci --no-audit --no-fund
 	touch $@
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and go.mod/go.sum exactly as go mod tidy leaves them
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy (it would make the changes above)"; exit 1; }
 
 # Benchmarks run BENCH_COUNT times each; benchstat prints the median of each
 # metric with its spread, all measured side by side in one run.
