@@ -29,7 +29,7 @@ type EnvelopeFactory struct {
 }
 
 // detailMetadata is a struct, not a map, because its field order IS the
-// metadata key order DOMAIN.md prescribes.
+// metadata key order docs/DOMAIN.md prescribes.
 type detailMetadata struct {
 	Timestamp       string   `json:"timestamp"`
 	TimestampEpoch  string   `json:"timestampEpoch"`

@@ -23,7 +23,7 @@ func testFactory() EnvelopeFactory {
 
 // goldenChange produces each event the way the system does: a command
 // decided against a stored slot, so the goldens also pin the aggregate's
-// output. The slot starts 10:00 on 2026-11-25 as in DOMAIN.md's example.
+// output. The slot starts 10:00 on 2026-11-25 as in docs/DOMAIN.md's example.
 func goldenChange(t *testing.T, ev EventName) (Change, time.Time) {
 	t.Helper()
 	var (
@@ -63,7 +63,7 @@ func goldenChange(t *testing.T, ev EventName) (Change, time.Time) {
 	return one(t, d, err), now
 }
 
-// Scenario 10.
+// docs/DOMAIN.md scenario 10.
 func TestGoldenEnvelopes(t *testing.T) {
 	for _, ev := range EventNames() {
 		t.Run(string(ev), func(t *testing.T) {
