@@ -5,7 +5,7 @@ CONFIG    ?=
 PKGS      ?= ./...
 TEST_TOOLS_STAMP := test-tools/node_modules/.installed
 
-.PHONY: help run build test test-tools lint bench clean
+.PHONY: help run build test test-tools lint fuzz bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,9 +26,22 @@ $(TEST_TOOLS_STAMP): test-tools/package-lock.json
 	cd test-tools && npm ci --no-audit --no-fund
 	touch $@
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and go.mod/go.sum exactly as go mod tidy leaves them
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy (it would make the changes above)"; exit 1; }
+
+# Fuzz targets, as package:Target; each runs for FUZZTIME. go test -fuzz takes
+# one target at a time, hence the loop. A failing input is saved under the
+# package's testdata/fuzz/<Target>/ and replayed by every later go test.
+FUZZTIME     ?= 5s
+FUZZ_TARGETS ?= ./domain:FuzzParseCommand
+fuzz: ## run every fuzz target for FUZZTIME each (default 5s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # Benchmarks run BENCH_COUNT times each; benchstat prints the median of each
 # metric with its spread, all measured side by side in one run.

@@ -52,7 +52,8 @@ type EventsConfig struct {
 	AnalyticsBus string `yaml:"analyticsBus"`
 	// Allow is the emit policy: bus name -> the DetailTypes that may go to
 	// it. Empty: every catalog event to the domain bus and its analytics
-	// copy to the analytics bus. The relay and replay both enforce it.
+	// copy to the analytics bus. The relay and replay both enforce it. When
+	// set, it must list both buses, each with at least one DetailType.
 	Allow map[string][]string `yaml:"allow"`
 }
 

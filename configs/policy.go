@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -29,13 +30,36 @@ func catalogDetailTypes() []string {
 }
 
 func (c *Config) validatePolicy(add func(string, string, ...any)) {
+	allow := c.Events.Allow
+	if len(allow) == 0 {
+		return // the default policy
+	}
 	known := catalogDetailTypes()
-	for bus, types := range c.Events.Allow {
+	// The policy is a guard, not a filter: the relay dead-letters what it
+	// forbids. A bus left out, or listed with no types, would therefore
+	// dead-letter every event bound for it, one by one, without the daemon
+	// ever saying why at start. Every bus must be named, with its types.
+	for _, b := range []namedTopic{{"events.domainBus", c.Events.DomainBus}, {"events.analyticsBus", c.Events.AnalyticsBus}} {
+		if b.name == "" {
+			continue // "required" is reported already
+		}
+		types, ok := allow[b.name]
+		switch {
+		case !ok:
+			add("events.allow", "names no list for %s (%q): every event bound for it would be dead-lettered; "+
+				"add %q with the DetailTypes it may carry, or remove events.allow for the default (every catalog event to both buses)",
+				b.path, b.name, b.name)
+		case len(types) == 0:
+			add("events.allow."+b.name, "is empty: every event bound for %s would be dead-lettered; "+
+				"list the DetailTypes it may carry, or remove events.allow for the default", b.path)
+		}
+	}
+	for _, bus := range slices.Sorted(maps.Keys(allow)) {
 		path := "events.allow." + bus
 		if bus != c.Events.DomainBus && bus != c.Events.AnalyticsBus {
 			add(path, "%q is neither events.domainBus (%q) nor events.analyticsBus (%q)", bus, c.Events.DomainBus, c.Events.AnalyticsBus)
 		}
-		for i, t := range types {
+		for i, t := range allow[bus] {
 			if !slices.Contains(known, t) {
 				add(fmt.Sprintf("%s[%d]", path, i), "%q is not a DetailType of the catalog (%s)", t, strings.Join(known, ", "))
 			}

@@ -77,7 +77,7 @@ func wantSlot(t *testing.T, c Change, ev EventName, st Status, host string, vers
 	}
 }
 
-// Scenario 1.
+// docs/DOMAIN.md scenario 1.
 func TestCreateSlotsDefaults(t *testing.T) {
 	now := at(5, 0)
 	d, err := decide(t, cmd(t, CmdCreateSlots, ""), now, nil)
@@ -141,7 +141,7 @@ func TestCreateSlotsUsesDefaultUUIDs(t *testing.T) {
 	}
 }
 
-// Scenario 2.
+// docs/DOMAIN.md scenario 2.
 func TestReserveSlot(t *testing.T) {
 	now := at(9, 0)
 	src := newMemSource(slotAt(idA, 10, StatusOpen, ""), slotAt(idB, 11, StatusCheckedIn, "Kim"))
@@ -155,7 +155,7 @@ func TestReserveSlot(t *testing.T) {
 	wantRejected(t, err, "A slot was not found with the provided ID.")
 }
 
-// Scenario 3.
+// docs/DOMAIN.md scenario 3.
 func TestCancelSlot(t *testing.T) {
 	now := at(9, 0)
 	src := newMemSource(slotAt(idA, 10, StatusReserved, "Sam"), slotAt(idB, 11, StatusOpen, ""))
@@ -164,7 +164,7 @@ func TestCancelSlot(t *testing.T) {
 	wantRejected(t, err, "Slot is not in the correct status to be updated to 'CANCELLED' status, it was in 'OPEN' state!")
 }
 
-// Scenario 4.
+// docs/DOMAIN.md scenario 4.
 func TestCheckIn(t *testing.T) {
 	now := at(10, 2)
 	src := newMemSource(slotAt(idA, 10, StatusReserved, "Sam"), slotAt(idB, 10, StatusOpen, ""))
@@ -173,7 +173,7 @@ func TestCheckIn(t *testing.T) {
 	wantRejected(t, err, "Slot is not in the correct status to be updated to 'CHECKED_IN' status, it was in 'OPEN' state!")
 }
 
-// Scenario 5.
+// docs/DOMAIN.md scenario 5.
 func TestCheckOut(t *testing.T) {
 	now := at(10, 50)
 	src := newMemSource(slotAt(idA, 10, StatusCheckedIn, "Sam"), slotAt(idB, 10, StatusOpen, ""))
@@ -182,7 +182,7 @@ func TestCheckOut(t *testing.T) {
 	wantRejected(t, err, "Slot is not in the correct status to be updated to 'CHECKED_OUT' status, it was in 'OPEN' state!")
 }
 
-// Scenario 6, with the fix: a CLOSED slot is not reopened.
+// docs/DOMAIN.md scenario 6, with the fix: a CLOSED slot is not reopened.
 func TestOpenSlot(t *testing.T) {
 	now := at(10, 20)
 	src := newMemSource(slotAt(idA, 10, StatusCheckedIn, "Sam"), slotAt(idB, 8, StatusClosed, "Kim"), slotAt(idC, 12, StatusOpen, ""))
@@ -192,7 +192,7 @@ func TestOpenSlot(t *testing.T) {
 	wantRejected(t, err, "Slot is not in the correct status to be updated to 'OPENED' status, it was in 'CLOSED' state!")
 }
 
-// Scenario 7, with the fix: closed slots are not closed again.
+// docs/DOMAIN.md scenario 7, with the fix: closed slots are not closed again.
 func TestCloseSlots(t *testing.T) {
 	now := at(12, 0)
 	src := newMemSource(
@@ -229,7 +229,7 @@ func TestCloseSlots(t *testing.T) {
 	}
 }
 
-// Scenario 8.
+// docs/DOMAIN.md scenario 8.
 func TestUnattendSlots(t *testing.T) {
 	now := at(10, 10)
 	src := newMemSource(
@@ -270,7 +270,7 @@ func TestUnattendSlots(t *testing.T) {
 	}
 }
 
-// Scenario 9, also for commands built in code that skip ParseCommand.
+// docs/DOMAIN.md scenario 9, also for commands built in code that skip ParseCommand.
 func TestCreateSlotsOutOfDay(t *testing.T) {
 	for _, data := range []string{`{"startHour":25}`, `{"startHour":20,"count":5}`, `{"startHour":20}`, `{"startHour":-1}`} {
 		c := Command{Type: CmdCreateSlots, ID: "c-1", Data: []byte(data)}
@@ -292,7 +292,7 @@ func TestDecideReportsStoreFailureAsNeitherRejectionNorInvalid(t *testing.T) {
 	}
 }
 
-// Scenario 11: Create, Reserve, CheckIn, CheckOut, Reserve, Cancel.
+// docs/DOMAIN.md scenario 11: Create, Reserve, CheckIn, CheckOut, Reserve, Cancel.
 func TestFullJourney(t *testing.T) {
 	src := newMemSource()
 	step := func(c Command, now time.Time) Decision {

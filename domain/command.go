@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -102,11 +104,12 @@ func ParseCommand(b []byte) (Command, error) {
 	// Version first: a later version may carry fields this one does not
 	// know, and "unsupported version" is the useful answer then, not
 	// "unknown field".
-	if err := field(obj, "version", "version", "an integer", &cmd.Version); err != nil {
-		return cmd, err
-	}
-	if cmd.Version != 0 && cmd.Version != 1 {
-		return cmd, invalidf(UnsupportedVersion, "version", "unsupported version %d, only 1 is supported", cmd.Version)
+	if raw, ok := obj["version"]; ok {
+		v, err := parseVersion(raw)
+		cmd.Version = v
+		if err != nil {
+			return cmd, err
+		}
 	}
 	for _, f := range []struct {
 		key string
@@ -139,7 +142,7 @@ func (c Command) Validate() error {
 		for i, t := range commandTypes {
 			names[i] = string(t)
 		}
-		return invalidf(UnknownType, "type", "unknown command type %q, want one of %s", c.Type, strings.Join(names, ", "))
+		return invalidf(UnknownType, "type", "unknown command type %s, want one of %s", quote(string(c.Type)), strings.Join(names, ", "))
 	}
 	if c.Version != 0 && c.Version != 1 {
 		return invalidf(UnsupportedVersion, "version", "unsupported version %d, only 1 is supported", c.Version)
@@ -198,6 +201,26 @@ func EnsureIDs(b []byte) ([]byte, Command, error) {
 	return out, cmd, nil
 }
 
+// parseVersion reads a version that is present: only the number 1 is
+// supported. Decoding into an int would let 0 through as "absent" and refuse
+// 1.5 as a wrong type; a version is a number, so any other number (0, 2, -1,
+// 1.5, 1.0) is an unsupported version, and anything else (a string, null)
+// is malformed. The int returned is the version when it is an integer, for
+// the poison queue to report.
+func parseVersion(raw json.RawMessage) (int, error) {
+	tok := string(bytes.TrimSpace(raw))
+	if tok == "1" {
+		return 1, nil
+	}
+	// The whole input is valid JSON by now, so a value that starts like a
+	// number is one.
+	if tok == "" || (tok[0] != '-' && (tok[0] < '0' || tok[0] > '9')) {
+		return 0, invalidf(Malformed, "version", "must be an integer, got %s", excerpt(tok))
+	}
+	v, _ := strconv.Atoi(tok)
+	return v, invalidf(UnsupportedVersion, "version", "unsupported version %s, only 1 is supported", excerpt(tok))
+}
+
 // createSlotsPlan is CreateSlots with the defaults resolved.
 type createSlotsPlan struct {
 	day              time.Time // midnight UTC; zero => the UTC date of now
@@ -223,7 +246,7 @@ func decodeCreateSlots(raw json.RawMessage) (createSlotsPlan, error) {
 	if d.Date != "" {
 		day, err := time.ParseInLocation(dateLayout, d.Date, time.UTC)
 		if err != nil {
-			return p, invalidf(Invalid, "data.date", "must be a date YYYY-MM-DD, got %q", d.Date)
+			return p, invalidf(Invalid, "data.date", "must be a date YYYY-MM-DD, got %s", quote(d.Date))
 		}
 		p.day = day
 	}
@@ -263,6 +286,12 @@ func decodeReserve(raw json.RawMessage) (ReserveSlotData, error) {
 		return d, err
 	}
 	// Kept as sent (no trimming): the name is the host's, not ours to edit.
+	// Control characters are refused, not removed: a name is printed on
+	// screens and in logs, and PostgreSQL cannot store NUL in text at all.
+	if i := strings.IndexFunc(d.HostName, isControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(d.HostName[i:])
+		return d, invalidf(Invalid, "data.hostName", "must not contain control characters, found U+%04X at byte %d", r, i)
+	}
 	switch n := utf8.RuneCountInString(d.HostName); {
 	case strings.TrimSpace(d.HostName) == "":
 		return d, invalidf(Invalid, "data.hostName", "required, must not be empty or only spaces")
@@ -291,26 +320,103 @@ func checkSlotID(id string) error {
 		return invalidf(Invalid, "data.slotId", "required")
 	}
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 || strings.ToLower(id) != id {
-		return invalidf(Invalid, "data.slotId", "must be a UUID in canonical lowercase form, got %q", id)
+		return invalidf(Invalid, "data.slotId", "must be a UUID in canonical lowercase form, got %s", quote(id))
 	}
 	return nil
 }
 
+// isControl is the C0 range and DEL: characters that have no business in a
+// name and that terminals and logs interpret.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
 // decodeObject reads exactly one JSON object (no trailing bytes) into its
 // raw members.
 func decodeObject(b []byte, path string) (map[string]json.RawMessage, error) {
+	if err := checkText(b, path); err != nil {
+		return nil, err
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(b, &obj); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, invalidf(Malformed, path, "must be a JSON object, got %s", te.Value)
+			return nil, invalidf(Malformed, path, "must be a JSON object, got %s", excerpt(te.Value))
 		}
-		return nil, invalidf(Malformed, path, "not valid JSON: %v", err)
+		return nil, invalidf(Malformed, path, "not valid JSON: %v", err) // encoding/json quotes at most one character
 	}
 	if obj == nil {
 		return nil, invalidf(Malformed, path, "must be a JSON object, got null")
 	}
 	return obj, nil
+}
+
+// checkText refuses what encoding/json would otherwise rewrite without a
+// word: bytes that are not UTF-8 and \u escapes of lone UTF-16 surrogates
+// both become U+FFFD, so a host name or an id would silently change. Such
+// bytes are not the command the sender meant: malformed, naming the offset
+// (relative to b) so the sender can find them.
+func checkText(b []byte, path string) error {
+	inString := false
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return invalidf(Malformed, path, "not valid UTF-8: byte 0x%02x at offset %d", c, i)
+			}
+			i += size
+			continue
+		}
+		switch {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(b):
+			if b[i+1] == 'u' {
+				if r, ok := hex4(b[i+2:]); ok && utf16.IsSurrogate(r) {
+					if r2, ok := lowSurrogateAt(b, i+6); r < 0xdc00 && ok && r2 >= 0xdc00 {
+						i += 12 // a valid pair: one character outside the BMP
+						continue
+					}
+					return invalidf(Malformed, path, "invalid escape \\u%04x at offset %d: a lone UTF-16 surrogate is not a character", r, i)
+				}
+			}
+			if b[i+1] < utf8.RuneSelf {
+				i += 2 // the escaped byte, so that \" does not end the string
+				continue
+			}
+		}
+		i++
+	}
+	return nil
+}
+
+// lowSurrogateAt reads a \uXXXX escape at b[i:] whose value is a UTF-16 surrogate.
+func lowSurrogateAt(b []byte, i int) (rune, bool) {
+	if i+1 >= len(b) || b[i] != '\\' || b[i+1] != 'u' {
+		return 0, false
+	}
+	r, ok := hex4(b[i+2:])
+	return r, ok && utf16.IsSurrogate(r)
+}
+
+// hex4 reads the 4 hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // dataObject decodes a command's data; absent or null data reads as {} so
@@ -341,17 +447,29 @@ next:
 				continue next
 			}
 		}
+		path := prefix + keyPath(k)
 		for _, a := range allowed {
 			if strings.EqualFold(k, a) {
-				return invalidf(Malformed, prefix+k, "unknown field (did you mean %q?)", a)
+				return invalidf(Malformed, path, "unknown field (did you mean %q?)", a)
 			}
 		}
 		if len(allowed) == 0 {
-			return invalidf(Malformed, prefix+k, "unknown field (this command takes no data)")
+			return invalidf(Malformed, path, "unknown field (this command takes no data)")
 		}
-		return invalidf(Malformed, prefix+k, "unknown field, want one of %s", strings.Join(allowed, ", "))
+		return invalidf(Malformed, path, "unknown field, want one of %s", strings.Join(allowed, ", "))
 	}
 	return nil
+}
+
+// keyPath is an unknown member's name as a path element: as it is when it
+// is short and plain, else quoted and bounded, so that a key of a megabyte
+// or of control characters cannot make the Field (and the message) huge or
+// unreadable.
+func keyPath(k string) string {
+	if len(k) <= maxQuoted && strconv.Quote(k) == `"`+k+`"` && !strings.ContainsAny(k, ". ") {
+		return k
+	}
+	return quote(k)
 }
 
 // field decodes one member, if present, reporting a wrong JSON type as
@@ -362,11 +480,7 @@ func field[T any](obj map[string]json.RawMessage, key, path, want string, dst *T
 		return nil
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
-		got := string(raw)
-		if len(got) > 40 {
-			got = got[:40] + "..."
-		}
-		return invalidf(Malformed, path, "must be %s, got %s", want, got)
+		return invalidf(Malformed, path, "must be %s, got %s", want, excerpt(string(raw)))
 	}
 	return nil
 }

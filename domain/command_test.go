@@ -49,6 +49,19 @@ func TestParseCommandErrors(t *testing.T) {
 		{"bad date", `{"type":"CreateSlots","id":"c","data":{"date":"2026-13-01"}}`, Invalid, "data.date", ""},
 		{"version 2", `{"type":"CloseSlots","id":"c","version":2}`, UnsupportedVersion, "version",
 			"invalid command: version: unsupported version 2, only 1 is supported"},
+		// 0 is not "absent": a sender that writes a version means it.
+		{"version 0", `{"type":"CloseSlots","id":"c","version":0}`, UnsupportedVersion, "version",
+			"invalid command: version: unsupported version 0, only 1 is supported"},
+		{"version -1", `{"type":"CloseSlots","id":"c","version":-1}`, UnsupportedVersion, "version", ""},
+		{"version 1.5", `{"type":"CloseSlots","id":"c","version":1.5}`, UnsupportedVersion, "version",
+			"invalid command: version: unsupported version 1.5, only 1 is supported"},
+		{"version 1.0", `{"type":"CloseSlots","id":"c","version":1.0}`, UnsupportedVersion, "version", ""},
+		{"version 1e0", `{"type":"CloseSlots","id":"c","version":1e0}`, UnsupportedVersion, "version", ""},
+		{"version huge", `{"type":"CloseSlots","id":"c","version":1` + strings.Repeat("0", 400) + `}`, UnsupportedVersion, "version", ""},
+		{"version string", `{"type":"CloseSlots","id":"c","version":"1"}`, Malformed, "version",
+			`invalid command: version: must be an integer, got "1"`},
+		{"version null", `{"type":"CloseSlots","id":"c","version":null}`, Malformed, "version", ""},
+		{"version bool", `{"type":"CloseSlots","id":"c","version":true}`, Malformed, "version", ""},
 		// A later version may add fields; the version is the useful answer.
 		{"version 2 with new field", `{"type":"CloseSlots","id":"c","version":2,"priority":1}`, UnsupportedVersion, "version", ""},
 	} {
@@ -76,6 +89,7 @@ func TestParseCommandAccepts(t *testing.T) {
 		`{"type":"CloseSlots","id":"c"}`,
 		`{"type":"CloseSlots","id":"c","data":{}}`,
 		`{"type":"UnattendSlots","id":"c","data":null,"version":1}`,
+		`{"type":"UnattendSlots","id":"c","version": 1 }`,
 		` {"type":"CreateSlots","id":"c","data":{"startHour":14,"count":10}} ` + "\n",
 		`{"type":"CreateSlots","id":"c","data":{"startHour":0,"count":24,"date":"2026-02-28"}}`,
 		`{"type":"ReserveSlot","id":"c","correlationId":"k","data":{"slotId":"` + idA + `","hostName":"` + strings.Repeat("é", 100) + `"}}`,
@@ -137,5 +151,125 @@ func TestEnsureIDs(t *testing.T) {
 		if _, _, err := EnsureIDs([]byte(bad)); !IsInvalidCommand(err) {
 			t.Errorf("%s: got %v, want an invalid command error", bad, err)
 		}
+	}
+}
+
+// encoding/json turns bytes that are not UTF-8, and escapes of lone
+// surrogates, into U+FFFD without an error: the command would create slots
+// with another id, or reserve for another name. Both are malformed, and the
+// error says where.
+func TestParseCommandRefusesWhatJSONWouldRewrite(t *testing.T) {
+	reserve := func(host string) string {
+		return `{"type":"ReserveSlot","id":"c","data":{"slotId":"` + idA + `","hostName":"` + host + `"}}`
+	}
+	for _, tc := range []struct {
+		name, in string
+		bad      string // the reason names the offset where this starts in `in`
+	}{
+		{"invalid byte in id", `{"type":"CreateSlots","id":"c-` + "\xff" + `"}`, "\xff"},
+		{"invalid byte in correlationId", `{"type":"CreateSlots","id":"c","correlationId":"k` + "\xc3" + `"}`, "\xc3"},
+		{"truncated sequence in hostName", reserve("Sam \xe2\x82"), "\xe2"},
+		{"overlong encoding", reserve("\xc0\xaf"), "\xc0"},
+		{"encoded surrogate", reserve("\xed\xa0\x80"), "\xed"},
+		{"invalid byte in a key", `{"type":"CloseSlots","id":"c","x` + "\xfe" + `":1}`, "\xfe"},
+		{"lone high surrogate escape", reserve(`Sam \ud800`), `\ud800`},
+		{"lone low surrogate escape", reserve(`\udc00 Sam`), `\udc00`},
+		{"high surrogate then a letter", reserve(`\ud83dA`), `\ud83d`},
+	} {
+		offset := fmt.Sprintf("offset %d", strings.Index(tc.in, tc.bad))
+		t.Run(tc.name, func(t *testing.T) {
+			for fn, parse := range map[string]func([]byte) error{
+				"ParseCommand": func(b []byte) error { _, err := ParseCommand(b); return err },
+				"EnsureIDs":    func(b []byte) error { _, _, err := EnsureIDs(b); return err },
+			} {
+				err := parse([]byte(tc.in))
+				var e *InvalidCommandError
+				if !errors.As(err, &e) || e.Kind != Malformed {
+					t.Fatalf("%s: got %v, want a malformed command", fn, err)
+				}
+				if !strings.Contains(e.Reason, offset) {
+					t.Errorf("%s: reason %q does not name %s", fn, e.Reason, offset)
+				}
+			}
+		})
+	}
+	// A surrogate pair is one character, and escapes that only look alike
+	// are fine.
+	for _, host := range []string{`\ud83d\ude00 Sam`, `Sam \\ud800`, `\"\ud83d\udE00\"`, "Zoë 😀"} {
+		c, err := ParseCommand([]byte(reserve(host)))
+		if err != nil {
+			t.Errorf("hostName %s: %v", host, err)
+			continue
+		}
+		if _, err := decodeReserve(c.Data); err != nil {
+			t.Errorf("hostName %s: %v", host, err)
+		}
+	}
+}
+
+func TestHostNameRefusesControlCharacters(t *testing.T) {
+	for _, host := range []string{`\u0000`, `Sam\u0000`, "Sam\\tPerson", `Sam\nPerson`, `\u001f`, `Sam\u007f`, `\r`} {
+		in := `{"type":"ReserveSlot","id":"c","data":{"slotId":"` + idA + `","hostName":"` + host + `"}}`
+		_, err := ParseCommand([]byte(in))
+		var e *InvalidCommandError
+		if !errors.As(err, &e) || e.Kind != Invalid || e.Field != "data.hostName" || !strings.Contains(e.Reason, "control character") {
+			t.Errorf("hostName %s: got %v, want data.hostName invalid for a control character", host, err)
+		}
+	}
+	// Only C0 and DEL: other characters, spaces included, are a name's own.
+	in := `{"type":"ReserveSlot","id":"c","data":{"slotId":"` + idA + `","hostName":"Sam Person \u00a0\u0085 Ünal"}}`
+	if _, err := ParseCommand([]byte(in)); err != nil {
+		t.Errorf("printable and C1 characters: %v", err)
+	}
+}
+
+// Commands come from the network: no error may repeat a huge value whole.
+// What the error shows is the value's start and its length.
+func TestErrorsQuoteInputBounded(t *testing.T) {
+	mb := strings.Repeat("A", 1<<20)
+	for _, tc := range []struct {
+		name, in, field string
+	}{
+		{"unknown type", `{"type":"` + mb + `","id":"c"}`, "type"},
+		{"bad date", `{"type":"CreateSlots","id":"c","data":{"date":"` + mb + `"}}`, "data.date"},
+		{"bad slotId", `{"type":"CheckIn","id":"c","data":{"slotId":"` + mb + `"}}`, "data.slotId"},
+		{"unknown field", `{"type":"CloseSlots","id":"c","` + mb + `":1}`, `"` + mb[:maxQuoted] + `…" (1048576 bytes)`},
+		{"unknown data field", `{"type":"CheckIn","id":"c","data":{"` + mb + `":1}}`, `data."` + mb[:maxQuoted] + `…" (1048576 bytes)`},
+		{"wrong type", `{"type":"CloseSlots","id":["` + mb + `"]}`, "id"},
+		{"version", `{"type":"CloseSlots","id":"c","version":"` + mb + `"}`, "version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseCommand([]byte(tc.in))
+			var e *InvalidCommandError
+			if !errors.As(err, &e) {
+				t.Fatalf("got %v, want *InvalidCommandError", err)
+			}
+			if e.Field != tc.field {
+				t.Errorf("field %.200q, want %.200q", e.Field, tc.field)
+			}
+			if msg := err.Error(); len(msg) >= 512 || !strings.Contains(msg, "AAAA…") || !strings.Contains(msg, "(1048") {
+				t.Errorf("message of %d bytes: %.600s; want under 512 bytes, with the start of the value and its length", len(msg), msg)
+			}
+		})
+	}
+}
+
+func TestQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", `""`},
+		{"2026-13-01", `"2026-13-01"`},
+		{"tab\there", `"tab\there"`},
+		{strings.Repeat("a", maxQuoted), `"` + strings.Repeat("a", maxQuoted) + `"`},
+		{strings.Repeat("a", maxQuoted+1), `"` + strings.Repeat("a", maxQuoted) + `…" (65 bytes)`},
+		// "é" is 2 bytes: the cut goes before a character, never into one.
+		{strings.Repeat("a", maxQuoted-1) + "éé", `"` + strings.Repeat("a", maxQuoted-1) + `…" (67 bytes)`},
+		{strings.Repeat("€", 30), `"` + strings.Repeat("€", 21) + `…" (90 bytes)`},
+	} {
+		if got := quote(tc.in); got != tc.want {
+			t.Errorf("quote(%.80q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	if got := excerpt(`["` + strings.Repeat("x", 100) + `"]`); got != `["`+strings.Repeat("x", maxQuoted-2)+`… (104 bytes)` {
+		t.Errorf("excerpt: %s", got)
 	}
 }

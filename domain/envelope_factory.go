@@ -11,11 +11,13 @@ import (
 	"github.com/google/uuid"
 )
 
-// Formats of the Detail's time values. Fixed-width milliseconds (not
-// RFC3339Nano) because consumers of the original compare them as text.
+// Formats of the Detail's time values, always in UTC: JavaScript's
+// toISOString() form, as the original system wrote both, with exactly three
+// fraction digits (not RFC3339Nano, which trims zeros) because consumers
+// compare them as text.
 const (
 	timestampLayout = "2006-01-02T15:04:05.000Z"
-	startTimeLayout = time.RFC3339
+	startTimeLayout = timestampLayout
 )
 
 // EnvelopeFactory turns decided changes into event envelopes.
@@ -27,7 +29,7 @@ type EnvelopeFactory struct {
 }
 
 // detailMetadata is a struct, not a map, because its field order IS the
-// metadata key order DOMAIN.md prescribes.
+// metadata key order docs/DOMAIN.md prescribes.
 type detailMetadata struct {
 	Timestamp       string   `json:"timestamp"`
 	TimestampEpoch  string   `json:"timestampEpoch"`

@@ -23,7 +23,7 @@ func testFactory() EnvelopeFactory {
 
 // goldenChange produces each event the way the system does: a command
 // decided against a stored slot, so the goldens also pin the aggregate's
-// output. The slot starts 10:00 on 2026-11-25 as in DOMAIN.md's example.
+// output. The slot starts 10:00 on 2026-11-25 as in docs/DOMAIN.md's example.
 func goldenChange(t *testing.T, ev EventName) (Change, time.Time) {
 	t.Helper()
 	var (
@@ -63,7 +63,7 @@ func goldenChange(t *testing.T, ev EventName) (Change, time.Time) {
 	return one(t, d, err), now
 }
 
-// Scenario 10.
+// docs/DOMAIN.md scenario 10.
 func TestGoldenEnvelopes(t *testing.T) {
 	for _, ev := range EventNames() {
 		t.Run(string(ev), func(t *testing.T) {
@@ -99,6 +99,7 @@ var (
 	reTimestamp = regexp.MustCompile(`"timestamp":"([^"]*)"`)
 	reEpoch     = regexp.MustCompile(`"timestampEpoch":"([^"]*)"`)
 	reID        = regexp.MustCompile(`"id":"([^"]*)"`)
+	reStartTime = regexp.MustCompile(`"startTime":"([^"]*)"`)
 	reMillis    = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 )
 
@@ -114,6 +115,11 @@ func checkGolden(t *testing.T, file string, env Envelope, now time.Time) {
 	}
 	if epoch := only(t, reEpoch, detail); epoch != strconv.FormatInt(now.UnixMilli(), 10) {
 		t.Errorf("timestampEpoch %q, want %d", epoch, now.UnixMilli())
+	}
+	// startTime is written like timestamp (JavaScript's toISOString()):
+	// consumers compare the two as text.
+	if st := only(t, reStartTime, detail); !reMillis.MatchString(st) {
+		t.Errorf("startTime %q: want UTC with exactly 3 fraction digits, like 2026-11-25T10:00:00.000Z", st)
 	}
 	if id := only(t, reID, detail); id != env.ID || checkSlotID(id) != nil {
 		t.Errorf("metadata.id %q: want a UUID equal to Envelope.ID %q", id, env.ID)
@@ -288,5 +294,19 @@ func TestEmptyHostAndUnknownStart(t *testing.T) {
 	}
 	if !strings.HasSuffix(env.Detail, `"hostName":"","startTime":""}}`) {
 		t.Errorf("detail %s: want empty hostName and startTime", env.Detail)
+	}
+}
+
+// startTime is toISOString()'s form whatever the slot's time zone and
+// precision: UTC, exactly 3 fraction digits, Z.
+func TestStartTimeIsUTCWithMilliseconds(t *testing.T) {
+	s := slotAt(idA, 10, StatusOpen, "")
+	s.TimeSlot.StartTime = time.Date(2050, 1, 1, 8, 0, 0, 123456789, time.FixedZone("EET", 2*3600))
+	env, err := testFactory().Domain(Change{Slot: s, Event: EventOpened}, "k", at(9, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"startTime":"2050-01-01T06:00:00.123Z"`; !strings.Contains(env.Detail, want) {
+		t.Errorf("detail %s: want %s", env.Detail, want)
 	}
 }

@@ -3,6 +3,8 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // InvalidKind says why a command could not be processed at all. Every kind is
@@ -34,6 +36,51 @@ func (e *InvalidCommandError) Error() string {
 
 func invalidf(kind InvalidKind, field, format string, args ...any) *InvalidCommandError {
 	return &InvalidCommandError{Kind: kind, Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// maxQuoted is how much of an input value an error message shows. Commands
+// come from the network: a reason that repeats a megabyte-long field would
+// flood logs, dead letters and outcomes, and an operator needs only the start.
+const maxQuoted = 64
+
+// quote is %q for input in error messages, bounded: at most maxQuoted bytes
+// of s, cut on a UTF-8 boundary, and when cut, an ellipsis and the full
+// length: "AAAA…" (1048576 bytes). Every input an error quotes goes through
+// it (or through excerpt), so Error() stays short whatever the input.
+func quote(s string) string {
+	head, cut := clip(s)
+	if !cut {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(head+"…") + " (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// excerpt is quote for raw JSON text, shown as it was written (a number, a
+// string with its quotes, an object): bounded the same way, not re-quoted.
+func excerpt(raw string) string {
+	head, cut := clip(raw)
+	if !cut {
+		return raw
+	}
+	return head + "… (" + strconv.Itoa(len(raw)) + " bytes)"
+}
+
+// clip returns at most maxQuoted bytes of s, not splitting a UTF-8 sequence,
+// and whether it cut anything.
+func clip(s string) (string, bool) {
+	if len(s) <= maxQuoted {
+		return s, false
+	}
+	n := maxQuoted
+	// Back up to the start of the sequence that straddles the cut; invalid
+	// bytes are not sequences, so look back no further than one rune.
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			n = i
+			break
+		}
+	}
+	return s[:n], true
 }
 
 // IsInvalidCommand reports whether err (or anything it wraps) is an

@@ -6,7 +6,10 @@
 // the event id. Publish sends them in calls of at most 10 entries whose total
 // size stays within the entry-size limit (AWS applies the limit to the whole
 // request), re-sends only the entries that failed transiently, and reports
-// per message what happened through *publisher.BatchError.
+// per message what happened through *publisher.BatchError: refused (the
+// entry itself is wrong: the relay dead-letters it) or pending (a failure of
+// the call or of the whole bus, such as missing permissions: it stays in the
+// outbox).
 //
 // The entry's Time is left unset, so EventBridge stamps the event with the
 // time it received it. The domain time of the event is in the Detail
@@ -20,6 +23,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +50,7 @@ const (
 	DefaultMaxAttempts   = 5
 	DefaultBaseBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff    = 5 * time.Second
+	DefaultHTTPTimeout   = 10 * time.Second
 	timeEntrySizeInBytes = 14
 )
 
@@ -79,6 +86,12 @@ type Config struct {
 	// BaseBackoff and MaxBackoff shape the exponential backoff with jitter
 	// between attempts. Defaults 100ms and 5s.
 	BaseBackoff, MaxBackoff time.Duration
+	// HTTPTimeout bounds, each on its own, connecting to the endpoint, the
+	// TLS handshake and the wait for a response's headers. The SDK's default
+	// client waits for an answer for ever, so an endpoint that accepts the
+	// connection and never answers would hang the relay. Default 10s;
+	// PutEvents answers in milliseconds.
+	HTTPTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -97,7 +110,22 @@ func (c Config) withDefaults() Config {
 	if c.MaxBackoff < c.BaseBackoff {
 		c.MaxBackoff = c.BaseBackoff
 	}
+	if c.HTTPTimeout <= 0 {
+		c.HTTPTimeout = DefaultHTTPTimeout
+	}
 	return c
+}
+
+// httpClient is the SDK's default HTTP client with cfg.HTTPTimeout on each
+// step where a silent endpoint would otherwise leave a call waiting.
+func (c Config) httpClient() *awshttp.BuildableClient {
+	t := c.HTTPTimeout
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = t }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = t
+			tr.ResponseHeaderTimeout = t
+		})
 }
 
 // EntryError says why one event was not delivered.
@@ -135,7 +163,7 @@ func NewPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapte
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	var loadOpts []func(*config.LoadOptions) error
+	loadOpts := []func(*config.LoadOptions) error{config.WithHTTPClient(cfg.httpClient())}
 	if cfg.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(cfg.Region))
 	}
@@ -172,7 +200,7 @@ func (p *Publisher) CheckBus(ctx context.Context, name string) error {
 }
 
 // Close stops the publisher: a Publish in progress stops waiting and reports
-// its undelivered messages as pending.
+// its undelivered messages as pending. It does not wait for it.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -213,6 +241,10 @@ func (o *outcome) pend(id string, err error) {
 // Publish sends msgs to the bus named topic. It returns nil when every
 // message was delivered, else a *publisher.BatchError naming each message
 // refused for good or still pending (ErrClosed after Close).
+//
+// The calls and the waits between them end when the messages' context ends
+// (the relay sets it: its stop, the deadline of its shutdown flush), or at
+// Close; what was not delivered by then is pending.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	closed := p.closed
@@ -220,6 +252,8 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if closed {
 		return ErrClosed
 	}
+	ctx, done := p.publishContext(msgs)
+	defer done()
 
 	var out outcome
 	items := make([]item, 0, len(msgs))
@@ -235,7 +269,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 
 	chunks := chunk(items, p.cfg.MaxEntryBytes)
 	for i, c := range chunks {
-		if err := p.sendChunk(topic, c, &out); err != nil {
+		if err := p.sendChunk(ctx, topic, c, &out); err != nil {
 			// A call failed whole (network, 5xx after the SDK's retries,
 			// credentials...): the chunks not yet sent are pending too.
 			for _, rest := range chunks[i+1:] {
@@ -251,6 +285,44 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return nil
 	}
 	return &publisher.BatchError{Refused: out.refused, Pending: out.pending}
+}
+
+// publishContext is the context of one Publish: it ends at Close, or as soon
+// as the context of any of msgs ends. The relay gives every message of a
+// batch the same one; should they differ, stopping early only leaves
+// messages pending, which is always safe.
+func (p *Publisher) publishContext(msgs []*message.Message) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(p.ctx)
+	var stops []func() bool
+	seen := map[<-chan struct{}]bool{} // contexts compare by their Done channel, which is always comparable
+	for _, m := range msgs {
+		mctx := m.Context()
+		d := mctx.Done()
+		if d == nil || seen[d] {
+			continue // context.Background() and its kin never end
+		}
+		seen[d] = true
+		if mctx.Err() != nil { // ended already: do not send a first call
+			cancel(context.Cause(mctx))
+			break
+		}
+		stops = append(stops, context.AfterFunc(mctx, func() { cancel(context.Cause(mctx)) }))
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel(nil)
+	}
+}
+
+// stopped is why ctx (a publishContext) ended: ErrClosed after Close, else
+// the messages' context's own cause (context.Canceled, DeadlineExceeded).
+func (p *Publisher) stopped(ctx context.Context) error {
+	if p.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return fmt.Errorf("eventbridge: publish stopped: %w", context.Cause(ctx))
 }
 
 func (p *Publisher) toItem(topic string, msg *message.Message) (item, error) {
@@ -314,7 +386,7 @@ func chunk(items []item, limit int) [][]item {
 // transiently, up to MaxAttempts, and records in out every entry it did not
 // deliver. It returns an error when a call failed whole in a way that would
 // fail the next calls too (the caller then stops and leaves the rest pending).
-func (p *Publisher) sendChunk(bus string, todo []item, out *outcome) error {
+func (p *Publisher) sendChunk(ctx context.Context, bus string, todo []item, out *outcome) error {
 	pendAll := func(items []item, err error) {
 		for _, it := range items {
 			out.pend(it.id, err)
@@ -322,16 +394,30 @@ func (p *Publisher) sendChunk(bus string, todo []item, out *outcome) error {
 	}
 	for attempt := 1; len(todo) > 0; attempt++ {
 		if attempt > 1 {
-			if err := p.sleep(p.backoff(attempt - 1)); err != nil {
-				pendAll(todo, ErrClosed)
-				return ErrClosed
+			if err := sleep(ctx, p.backoff(attempt-1)); err != nil {
+				err = p.stopped(ctx)
+				pendAll(todo, err)
+				return err
 			}
+		}
+		if ctx.Err() != nil {
+			err := p.stopped(ctx)
+			pendAll(todo, err)
+			return err
 		}
 		entries := make([]types.PutEventsRequestEntry, len(todo))
 		for i, it := range todo {
 			entries[i] = it.entry
 		}
-		resp, err := p.client.PutEvents(p.ctx, &eventbridge.PutEventsInput{Entries: entries})
+		resp, err := p.client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+		if err != nil && ctx.Err() != nil {
+			// Stopped, not failed: the relay's stop or flush deadline, or Close.
+			err = p.stopped(ctx)
+			p.logger.Info("EventBridge PutEvents call stopped, its entries left pending",
+				watermill.LogFields{"bus": bus, "entries": len(todo), "reason": err.Error()})
+			pendAll(todo, err)
+			return err
+		}
 		if err != nil && isRequestValidation(err) {
 			if len(todo) == 1 {
 				eerr := &EntryError{EventID: todo[0].id, Bus: bus, Code: apiCode(err), Message: apiMessage(err)}
@@ -345,13 +431,16 @@ func (p *Publisher) sendChunk(bus string, todo []item, out *outcome) error {
 			p.logger.Info("EventBridge refused a call as invalid, sending its entries one by one",
 				watermill.LogFields{"bus": bus, "entries": len(todo), "error": err.Error()})
 			for i, it := range todo {
-				if err := p.sendChunk(bus, []item{it}, out); err != nil {
+				if err := p.sendChunk(ctx, bus, []item{it}, out); err != nil {
 					pendAll(todo[i+1:], err)
 					return err
 				}
 			}
 			return nil
 		}
+		// Any other failure of the whole call (network, 5xx after the SDK's
+		// retries, throttling, authorisation, a missing bus) is the bus's or
+		// the caller's, never one entry's: pending, as is what follows.
 		if err != nil {
 			err = fmt.Errorf("eventbridge: PutEvents: %w", err)
 			p.logger.Error("EventBridge PutEvents call failed", err, watermill.LogFields{"bus": bus, "entries": len(todo)})
@@ -364,6 +453,7 @@ func (p *Publisher) sendChunk(bus string, todo []item, out *outcome) error {
 			return err
 		}
 		var retry []item
+		var busWide []*EntryError
 		for i, r := range resp.Entries {
 			it := todo[i]
 			if r.ErrorCode == nil && r.EventId != nil {
@@ -374,15 +464,25 @@ func (p *Publisher) sendChunk(bus string, todo []item, out *outcome) error {
 				eerr.Code, eerr.Message = "InternalFailure", "PutEvents answered no EventId and no ErrorCode"
 			}
 			switch {
-			case !retryableEntryCode(eerr.Code):
-				out.refuse(it.id, eerr)
-				p.logger.Error("EventBridge refused an entry", eerr, watermill.LogFields{"event_id": it.id, "bus": bus, "code": eerr.Code})
-			case attempt >= p.cfg.MaxAttempts:
+			case retryableEntryCode(eerr.Code) && attempt < p.cfg.MaxAttempts:
+				retry = append(retry, it)
+			case retryableEntryCode(eerr.Code):
 				out.pend(it.id, fmt.Errorf("%w (after %d attempts)", eerr, attempt))
 				p.logger.Info("EventBridge entry still failing, left pending", watermill.LogFields{"event_id": it.id, "bus": bus, "code": eerr.Code, "attempts": attempt})
+			case busWideEntryCode(eerr.Code):
+				// Not this entry's fault: the bus or the caller's rights. It
+				// stays in the outbox until an operator fixes them, and is
+				// not tried again in this call.
+				out.pend(it.id, eerr)
+				busWide = append(busWide, eerr)
 			default:
-				retry = append(retry, it)
+				out.refuse(it.id, eerr)
+				p.logger.Error("EventBridge refused an entry", eerr, watermill.LogFields{"event_id": it.id, "bus": bus, "code": eerr.Code})
 			}
+		}
+		if len(busWide) > 0 {
+			p.logger.Error("EventBridge refused entries for a reason of the whole bus (permissions, or the bus is missing); left pending",
+				busWide[0], watermill.LogFields{"bus": bus, "entries": len(busWide), "code": busWide[0].Code})
 		}
 		if len(retry) > 0 {
 			p.logger.Debug("EventBridge entries failed transiently, re-sending them", watermill.LogFields{"bus": bus, "entries": len(retry), "attempt": attempt})
@@ -405,30 +505,61 @@ func (p *Publisher) backoff(n int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-func (p *Publisher) sleep(d time.Duration) error {
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
-	case <-p.ctx.Done():
-		return p.ctx.Err()
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
+// An entry's ErrorCode falls in one of three classes:
+//   - transient (retryableEntryCode): another attempt can fix it; sent
+//     again with backoff, then left pending;
+//   - bus-wide (busWideEntryCode): it says nothing about the entry and
+//     everything about the bus or the caller (permissions, a bus that does
+//     not exist): every entry would fail alike, so dead-lettering them one by
+//     one would empty the outbox into the DLQ. Pending at once: the events
+//     wait until an operator fixes the cause;
+//   - anything else, unknown codes included (InvalidArgument,
+//     MalformedDetail, ...): the entry itself is wrong and no attempt will
+//     change that. Refused, so a poison entry cannot block the outbox; it
+//     goes to the DLQ, from which it can be replayed.
+// Codes are the service's ErrorCode values, the only form entry errors
+// take: there is no SDK type for them.
+
 // retryableEntryCode tells the entry error codes that another attempt can
 // fix. EventBridge documents InternalFailure and ThrottlingException as the
-// retryable ones; every other code (InvalidArgument, MalformedDetail,
-// AccessDeniedException, NotAuthorizedFor*, ...) and any unknown one is final,
-// so a poison entry cannot block the outbox: a refused event goes to the DLQ,
-// from which it can be replayed.
+// retryable ones.
 func retryableEntryCode(code string) bool {
 	switch code {
 	case "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-		"InternalFailure", "InternalException", "InternalError", "ServiceUnavailable", "ServiceUnavailableException":
+		"InternalFailure", "InternalException", "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
+		"KMSThrottlingException":
 		return true
 	}
 	return false
+}
+
+// busWideEntryCode tells the codes of failures of the whole bus: missing
+// permissions of any kind (an IAM policy, the bus's resource policy, a
+// condition on the source or detail type, credentials), the bus's KMS key,
+// and a bus that does not exist.
+func busWideEntryCode(code string) bool {
+	switch code {
+	case "AccessDeniedException", "NotAuthorizedForSourceException", "NotAuthorizedForDetailTypeException",
+		"ResourceNotFoundException", "UnrecognizedClientException", "InvalidClientTokenId",
+		"ExpiredTokenException", "ExpiredToken", "InvalidSignatureException", "SignatureDoesNotMatch",
+		"MissingAuthenticationTokenException", "IncompleteSignatureException", "AuthFailure", "OptInRequired":
+		return true
+	}
+	// Authorisation codes not listed share these words; KMS* is the bus's key.
+	return strings.HasPrefix(code, "NotAuthorized") || strings.Contains(code, "AccessDenied") ||
+		strings.Contains(code, "Unauthorized") || strings.Contains(code, "Forbidden") ||
+		strings.HasPrefix(code, "KMS") || strings.HasPrefix(code, "Kms")
 }
 
 // isRequestValidation tells a whole-call 400 ValidationException: the request

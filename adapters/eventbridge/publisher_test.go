@@ -166,17 +166,17 @@ func TestOnlyFailedEntriesAreResent(t *testing.T) {
 func TestPermanentEntryErrorsAreRefusedNotRetried(t *testing.T) {
 	s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
 	envs := envelopes(6)
-	envs[1].Detail = `not json`                // MalformedDetail
-	envs[2].Source = ""                        // InvalidArgument
-	envs[4] = envelope(bus, 4, `,"deny":true`) // AccessDeniedException
-	s.FailEntriesIf(ebtest.CodeAccessDenied, func(e ebtest.Entry) bool { return strings.Contains(e.Detail, `"deny"`) })
+	envs[1].Detail = `not json`               // MalformedDetail
+	envs[2].Source = ""                       // InvalidArgument
+	envs[4] = envelope(bus, 4, `,"odd":true`) // a code the adapter does not know
+	s.FailEntriesIf("SomeNewEntryError", func(e ebtest.Entry) bool { return strings.Contains(e.Detail, `"odd"`) })
 
 	err := p.Publish(bus, messages(t, envs...)...)
 	be := batchError(t, err)
 	if len(be.Pending) != 0 || len(be.Refused) != 3 {
 		t.Fatalf("refused %v pending %v", be.Refused, be.Pending)
 	}
-	want := map[string]string{envs[1].ID: "MalformedDetail", envs[2].ID: "InvalidArgument", envs[4].ID: "AccessDeniedException"}
+	want := map[string]string{envs[1].ID: "MalformedDetail", envs[2].ID: "InvalidArgument", envs[4].ID: "SomeNewEntryError"}
 	for id, code := range want {
 		if got := entryCode(t, be.Refused[id]); got != code {
 			t.Errorf("event %s: code %s, want %s (%v)", id, got, code, be.Refused[id])
@@ -193,12 +193,14 @@ func TestPermanentEntryErrorsAreRefusedNotRetried(t *testing.T) {
 	}
 }
 
-func TestUnknownBusRefusedWhenTheServiceSaysSo(t *testing.T) {
+// A bus that does not exist fails every entry alike: nothing is the entry's
+// fault, so nothing is dead-lettered; the events wait for the bus.
+func TestUnknownBusIsPendingWhenTheServiceSaysSo(t *testing.T) {
 	s, p := setup(t, ebtest.Options{RejectUnknownBus: true}, eventbridge.Config{})
 	envs := []domain.Envelope{envelope("reservations", 0, ""), envelope("reservations", 1, "")}
 	be := batchError(t, p.Publish("reservations", messages(t, envs...)...))
-	if len(be.Refused) != 2 || entryCode(t, be.Refused[envs[0].ID]) != "ResourceNotFoundException" {
-		t.Fatalf("refused %v", be.Refused)
+	if len(be.Refused) != 0 || len(be.Pending) != 2 || entryCode(t, be.Pending[envs[0].ID]) != "ResourceNotFoundException" {
+		t.Fatalf("refused %v pending %v", be.Refused, be.Pending)
 	}
 	if got := s.Calls(); !equalInts(got, []int{2}) {
 		t.Fatalf("calls %v", got)
@@ -474,4 +476,193 @@ func BenchmarkPublishParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N*len(msgs))/b.Elapsed().Seconds(), "entries/s")
+}
+
+// withContext gives every message the context, as the relay does.
+func withContext(ctx context.Context, msgs []*message.Message) []*message.Message {
+	for _, m := range msgs {
+		m.SetContext(ctx)
+	}
+	return msgs
+}
+
+// publishAsync runs Publish and returns what it returned, failing the test
+// when it has not returned within limit: a hang must be a failure, not a
+// test that never ends.
+func publishAsync(t *testing.T, p *eventbridge.Publisher, limit time.Duration, msgs []*message.Message) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.Publish(bus, msgs...) }()
+	out := make(chan error, 1)
+	go func() {
+		select {
+		case err := <-done:
+			out <- err
+		case <-time.After(limit):
+			out <- fmt.Errorf("Publish has not returned after %s", limit)
+		}
+	}()
+	return out
+}
+
+func allPending(t *testing.T, err error, envs []domain.Envelope) {
+	t.Helper()
+	be := batchError(t, err)
+	if len(be.Refused) != 0 || len(be.Pending) != len(envs) {
+		t.Fatalf("refused %v, %d pending; want all %d pending", be.Refused, len(be.Pending), len(envs))
+	}
+	for _, env := range envs {
+		if be.Pending[env.ID] == nil {
+			t.Errorf("event %s not pending", env.ID)
+		}
+	}
+}
+
+// The relay's shutdown flush gives its messages a deadline: a stalled
+// endpoint must not hold Publish past it. Everything undelivered is pending,
+// so it stays in the outbox.
+func TestPublishEndsWithTheMessagesContext(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
+	s.Stall()
+	envs := envelopes(15) // two calls: the second is never sent
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := <-publishAsync(t, p, 10*time.Second, withContext(ctx, messages(t, envs...)))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Publish returned %s after its context's 300ms deadline", d)
+	}
+	allPending(t, err, envs)
+	if be := batchError(t, err); !errors.Is(be.Pending[envs[0].ID], context.DeadlineExceeded) {
+		t.Errorf("pending because %v, want the context's deadline", be.Pending[envs[0].ID])
+	}
+	if len(s.Accepted()) != 0 {
+		t.Fatal("a stalled endpoint accepted entries")
+	}
+}
+
+// A backoff between attempts ends with the messages' context too.
+func TestBackoffEndsWithTheMessagesContext(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{BaseBackoff: time.Hour, MaxBackoff: time.Hour})
+	s.FailEntriesIf(ebtest.CodeThrottling, func(ebtest.Entry) bool { return true })
+	envs := envelopes(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	allPending(t, <-publishAsync(t, p, 10*time.Second, withContext(ctx, messages(t, envs...))), envs)
+	if got := s.Calls(); !equalInts(got, []int{3}) {
+		t.Fatalf("calls %v, want the first attempt only", got)
+	}
+}
+
+// Close ends a Publish stalled in a call, and does not itself hang.
+func TestCloseEndsAStalledPublish(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
+	s.Stall()
+	envs := envelopes(2)
+	result := publishAsync(t, p, 10*time.Second, messages(t, envs...)) // no deadline of its own
+	for s.Stalled() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs while a call is stalled")
+	}
+	err := <-result
+	allPending(t, err, envs)
+	if be := batchError(t, err); !errors.Is(be.Pending[envs[0].ID], eventbridge.ErrClosed) {
+		t.Errorf("pending because %v, want ErrClosed", be.Pending[envs[0].ID])
+	}
+}
+
+// Without any deadline, the HTTP client's response-header timeout ends a
+// call to an endpoint that never answers; the SDK's attempts all time out
+// and the entries stay pending.
+func TestStalledEndpointTimesOut(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{HTTPTimeout: 100 * time.Millisecond, MaxAttempts: 2})
+	s.Stall()
+	envs := envelopes(4)
+	allPending(t, <-publishAsync(t, p, 15*time.Second, messages(t, envs...)), envs)
+}
+
+// Messages whose context has ended already are not sent at all.
+func TestPublishWithAnEndedContextSendsNothing(t *testing.T) {
+	s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	envs := envelopes(3)
+	allPending(t, p.Publish(bus, withContext(ctx, messages(t, envs...))...), envs)
+	if got := s.Calls(); len(got) != 0 {
+		t.Fatalf("calls %v, want none", got)
+	}
+}
+
+// Authorisation failures are the bus's, not the entry's: an IAM or bus
+// policy that denies a source or a detail type would otherwise dead-letter
+// every event of the outbox, one by one. They stay pending, are not tried
+// again within the call, and only the entry that is wrong itself is refused.
+func TestAuthorisationEntryErrorsArePending(t *testing.T) {
+	for _, code := range []string{ebtest.CodeAccessDenied, ebtest.CodeNotAuthSource, ebtest.CodeNotAuthDetailType,
+		"NotAuthorizedForEventBusException", "UnauthorizedOperation", "KMSAccessDeniedException"} {
+		t.Run(code, func(t *testing.T) {
+			s, p := setup(t, ebtest.Options{}, eventbridge.Config{})
+			envs := envelopes(5)
+			envs[1] = envelope(bus, 1, `,"deny":true`)
+			envs[3] = envelope(bus, 3, `,"deny":true`)
+			envs[4].Detail = `not json` // refused: the entry itself is wrong
+			s.FailEntriesIf(code, func(e ebtest.Entry) bool { return strings.Contains(e.Detail, `"deny"`) })
+
+			be := batchError(t, p.Publish(bus, messages(t, envs...)...))
+			if len(be.Pending) != 2 || len(be.Refused) != 1 || be.Refused[envs[4].ID] == nil {
+				t.Fatalf("refused %v pending %v; want the 2 denied pending, the malformed one refused", be.Refused, be.Pending)
+			}
+			for _, i := range []int{1, 3} {
+				if got := entryCode(t, be.Pending[envs[i].ID]); got != code {
+					t.Errorf("event %d: code %s, want %s", i, got, code)
+				}
+			}
+			if got := s.Calls(); !equalInts(got, []int{5}) {
+				t.Fatalf("calls %v: an entry denied for the bus is not re-sent in the same Publish", got)
+			}
+			if n := len(s.Accepted()); n != 2 {
+				t.Fatalf("accepted %d, want 2", n)
+			}
+		})
+	}
+}
+
+// A whole call refused for authorisation, throttling or a missing bus is a
+// failure of the bus: everything is pending, nothing refused, and the entries
+// are not sent one by one (that is for a request the service finds invalid).
+func TestWholeCallBusFailuresArePending(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		code   string
+	}{
+		{http.StatusBadRequest, ebtest.CodeAccessDenied},
+		{http.StatusForbidden, "UnrecognizedClientException"},
+		{http.StatusBadRequest, ebtest.CodeThrottling},
+		{http.StatusBadRequest, ebtest.CodeResourceNotFound},
+		{http.StatusBadRequest, ebtest.CodeNotAuthSource},
+	} {
+		t.Run(c.code, func(t *testing.T) {
+			s, p := setup(t, ebtest.Options{}, eventbridge.Config{MaxAttempts: 2})
+			s.FailNextRequests(100, c.status, c.code)
+			envs := envelopes(12)
+			be := batchError(t, p.Publish(bus, messages(t, envs...)...))
+			if len(be.Refused) != 0 || len(be.Pending) != 12 {
+				t.Fatalf("refused %v, %d pending; want all 12 pending", be.Refused, len(be.Pending))
+			}
+			for _, n := range s.Calls() {
+				if n != 10 {
+					t.Fatalf("calls %v: the first chunk only, never entry by entry", s.Calls())
+				}
+			}
+		})
+	}
 }

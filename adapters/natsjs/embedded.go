@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -86,7 +87,8 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, string, error) {
 	if !srv.ReadyForConnections(cfg.ReadyTimeout) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, "", fmt.Errorf("natsjs: embedded server on %s:%d not ready after %s (port taken?)", cfg.Host, cfg.Port, cfg.ReadyTimeout)
+		return nil, "", fmt.Errorf("natsjs: embedded server on %s not ready after %s (port taken?)",
+			net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), cfg.ReadyTimeout)
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()

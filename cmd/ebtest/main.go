@@ -37,6 +37,7 @@ func main() {
 	flag.Var(&buses, "bus", "an event bus that exists (repeatable; none: every bus exists)")
 	maxBytes := flag.Int("max-entry-bytes", ebtest.DefaultMaxEntryBytes, "size limit of one request's entries")
 	reject := flag.Bool("reject-unknown-bus", false, "fail entries for an unknown bus (ResourceNotFoundException) instead of accepting and dropping them as AWS does")
+	stall := flag.Bool("stall", false, "accept every request and never answer it, like a hung endpoint")
 	flag.Parse()
 
 	var mu sync.Mutex
@@ -61,6 +62,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ebtest:", err)
 		os.Exit(1)
+	}
+	if *stall {
+		s.Stall()
 	}
 	fmt.Fprintf(os.Stderr, "ebtest: PutEvents server listening on %s (buses: %s)\n", s.URL, listOrAny(buses))
 

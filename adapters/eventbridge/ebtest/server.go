@@ -23,9 +23,10 @@
 // ResourceNotFoundException for unknown buses, as the service does: that is
 // how a client checks a bus exists.
 //
-// Test controls inject entry failures (FailEntriesIf, FailNextEntries) and
-// whole-request failures (FailNextRequests); Accepted, Dropped, Received and
-// Calls report what happened. All methods are safe for concurrent use.
+// Test controls inject entry failures (FailEntriesIf, FailNextEntries),
+// whole-request failures (FailNextRequests) and a hung endpoint (Stall);
+// Accepted, Dropped, Received, Calls and Stalled report what happened. All
+// methods are safe for concurrent use.
 package ebtest
 
 import (
@@ -59,6 +60,8 @@ const (
 	CodeThrottling        = "ThrottlingException"
 	CodeInternalFailure   = "InternalFailure"
 	CodeAccessDenied      = "AccessDeniedException"
+	CodeNotAuthSource     = "NotAuthorizedForSourceException"
+	CodeNotAuthDetailType = "NotAuthorizedForDetailTypeException"
 	CodeResourceNotFound  = "ResourceNotFoundException"
 	CodeValidation        = "ValidationException"
 	CodeUnknownOperation  = "UnknownOperationException"
@@ -141,10 +144,12 @@ type Server struct {
 	// endpoint.
 	URL string
 
-	ts       *httptest.Server
-	opts     Options
-	buses    map[string]bool
-	acceptMu sync.Mutex // serializes OnAccept calls
+	ts        *httptest.Server
+	opts      Options
+	buses     map[string]bool
+	acceptMu  sync.Mutex    // serializes OnAccept calls
+	closing   chan struct{} // closed by Close: releases stalled requests
+	closeOnce sync.Once
 
 	mu            sync.Mutex
 	accepted      []Entry
@@ -153,6 +158,8 @@ type Server struct {
 	calls         []int
 	entryFaults   []*entryFault
 	requestFaults []*requestFault
+	stall         chan struct{} // non-nil while stalled; closed by Unstall
+	nStalled      int
 }
 
 // New starts a server on a free port of 127.0.0.1.
@@ -189,7 +196,7 @@ func newServer(opts Options) *Server {
 	if opts.Account == "" {
 		opts.Account = defaultAccount
 	}
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, closing: make(chan struct{})}
 	if len(opts.Buses) > 0 {
 		s.buses = map[string]bool{defaultBusName: true}
 		for _, b := range opts.Buses {
@@ -199,11 +206,90 @@ func newServer(opts Options) *Server {
 	return s
 }
 
-// Close stops the server.
-func (s *Server) Close() { s.ts.Close() }
+// Close stops the server. Stalled requests are let go first (their
+// connections closed without an answer): httptest waits for every request
+// in progress, and a stalled one would never finish.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.ts.Close()
+}
+
+// Stall makes the server an endpoint that hangs: from now on it accepts
+// every connection and request and never answers, until Unstall (the
+// requests held are then served as usual) or Close (their connections are
+// closed without an answer). A client without a response timeout or a
+// context that ends waits for ever.
+func (s *Server) Stall() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stall == nil {
+		s.stall = make(chan struct{})
+	}
+}
+
+// Unstall ends Stall: the requests held and every later one are answered.
+func (s *Server) Unstall() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stall != nil {
+		close(s.stall)
+		s.stall = nil
+	}
+}
+
+// Stalled returns how many requests the server holds unanswered right now.
+func (s *Server) Stalled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nStalled
+}
+
+// hold keeps a request unanswered while the server is stalled. It returns
+// false when the request must get no answer at all (Close, or the client
+// gave up).
+func (s *Server) hold(w http.ResponseWriter, r *http.Request) bool {
+	s.mu.Lock()
+	stall := s.stall
+	if stall != nil {
+		s.nStalled++
+	}
+	s.mu.Unlock()
+	if stall == nil {
+		return true
+	}
+	// Read the request whole, as a server does before it works on it: only
+	// then does net/http notice that the client hung up, and a request its
+	// client gave up on must not be served later.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBodyInBytes))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	defer func() {
+		s.mu.Lock()
+		s.nStalled--
+		s.mu.Unlock()
+	}()
+	if err != nil {
+		return true // ServeHTTP answers the unreadable body
+	}
+	select {
+	case <-stall:
+		return true
+	case <-r.Context().Done():
+		return false
+	case <-s.closing:
+		// Returning from the handler would send an empty 200; closing the
+		// connection is what a dying endpoint does.
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+			}
+		}
+		return false
+	}
+}
 
 // FailEntriesIf makes every entry for which pred is true fail with code (e.g.
-// ThrottlingException, InternalFailure, AccessDeniedException) until
+// ThrottlingException, InternalFailure, AccessDeniedException,
+// NotAuthorizedForSourceException, or any code a test needs) until
 // ClearFaults. Only entries that pass validation are considered.
 func (s *Server) FailEntriesIf(code string, pred func(Entry) bool) {
 	s.addEntryFault(&entryFault{pred: pred, remaining: -1, code: code})
@@ -288,6 +374,9 @@ func (s *Server) BusARN(name string) string {
 
 // ServeHTTP implements the protocol.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hold(w, r) {
+		return
+	}
 	w.Header().Set("x-amzn-RequestId", uuid.NewString())
 	if r.Method != http.MethodPost || (r.URL.Path != "/" && r.URL.Path != "") {
 		writeError(w, http.StatusNotFound, CodeUnknownOperation, "only POST / is served")
@@ -576,6 +665,12 @@ func faultMessage(code string) string {
 		return "The request processing has failed because of an unknown error, exception or failure."
 	case CodeAccessDenied:
 		return "User is not authorized to perform: events:PutEvents"
+	case CodeNotAuthSource:
+		return "Not authorized for the source."
+	case CodeNotAuthDetailType:
+		return "Not authorized for the detail type."
+	case CodeResourceNotFound:
+		return "Event bus does not exist."
 	}
 	return "injected failure: " + code
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -270,5 +271,63 @@ func TestProtocolChecks(t *testing.T) {
 	acc := s.Accepted()
 	if status != 200 || len(acc) != 2 || acc[1].Time.Unix() != 1700000000 || acc[1].Size() != 1+1+2+14 {
 		t.Fatalf("status %d accepted %+v", status, acc)
+	}
+}
+
+// Stall plays an endpoint that accepts the connection and never answers: a
+// client waits until its own context (or timeout) gives up. Unstall answers
+// the requests held; Close does not wait for them.
+func TestStall(t *testing.T) {
+	s := ebtest.New(ebtest.Options{})
+	defer s.Close()
+	c := client(s)
+	in := &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{entry("b", `{}`)}}
+
+	s.Stall()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.PutEvents(ctx, in); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled PutEvents: %v, want the caller's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the deadline took %s to end the call", d)
+	}
+	waitFor(t, func() bool { return s.Stalled() == 0 }) // the server lets go of a request whose client left
+	if len(s.Calls()) != 0 || len(s.Accepted()) != 0 {
+		t.Fatalf("a stalled request was served: calls %v", s.Calls())
+	}
+
+	answered := make(chan error, 1)
+	go func() { _, err := c.PutEvents(context.Background(), in); answered <- err }()
+	waitFor(t, func() bool { return s.Stalled() == 1 })
+	s.Unstall()
+	if err := <-answered; err != nil || len(s.Accepted()) != 1 {
+		t.Fatalf("after Unstall: %v, accepted %d", err, len(s.Accepted()))
+	}
+
+	s.Stall()
+	go func() { _, err := c.PutEvents(context.Background(), in); answered <- err }()
+	waitFor(t, func() bool { return s.Stalled() == 1 })
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs on a stalled request")
+	}
+	if err := <-answered; err == nil {
+		t.Fatal("a request held at Close got an answer")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met after 5s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

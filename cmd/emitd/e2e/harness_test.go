@@ -1,7 +1,7 @@
 // Package e2e runs the real emitd binary against each broker setup shipped
 // in configs/: the daemon serves with the shipped file (only what the test
 // machine forces changed: dataDir, addresses, names on shared servers), and
-// the journey of DOMAIN.md scenario 11 is driven with `emitd send` and read
+// the journey of docs/DOMAIN.md scenario 11 is driven with `emitd send` and read
 // back with `emitd tail` (or the broker's own client where tail cannot read).
 package e2e
 
@@ -322,7 +322,7 @@ func parseDetail(t *testing.T, e entry) detail {
 	return d
 }
 
-// journey runs DOMAIN.md scenario 11 (Create, Reserve, CheckIn, CheckOut,
+// journey runs docs/DOMAIN.md scenario 11 (Create, Reserve, CheckIn, CheckOut,
 // Reserve, Cancel), one command at a time (each waits for its outcome, so
 // no broker's ordering between commands matters), and checks every envelope
 // on both buses.

@@ -9,7 +9,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
+	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/emitd/emitd/adapters/eventbridge"
 	"github.com/emitd/emitd/adapters/sns"
@@ -109,11 +113,32 @@ func (b *sqsBroker) EnsureTopics(ctx context.Context, topics ...string) error {
 		return awsHint(err, "brokers.sqs.region")
 	}
 	defer sub.Close()
+	var client *awssqs.Client
+	if !b.qcfg.CreateIfMissing {
+		awsCfg, err := sqs.LoadAWSConfig(ctx, b.qcfg.Region, b.qcfg.AWSConfig)
+		if err != nil {
+			return awsHint(err, "brokers.sqs.region")
+		}
+		client = awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
+			if b.qcfg.Endpoint != "" {
+				o.BaseEndpoint = aws.String(b.qcfg.Endpoint)
+			}
+		})
+	}
 	for _, topic := range topics {
-		if err := sub.SubscribeInitializeWithContext(ctx, topic); err != nil {
-			if !b.qcfg.CreateIfMissing && strings.Contains(err.Error(), "doesn't exist") {
+		// watermill-aws turns SQS's QueueDoesNotExist into an error of its
+		// own that only its text tells apart, so ask SQS first and match the
+		// SDK's type. A queue URL is taken as it is, as the adapter does.
+		if client != nil && !sqs.IsQueueURL(topic) {
+			_, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(topic)})
+			if missing := (*sqstypes.QueueDoesNotExist)(nil); errors.As(err, &missing) {
 				return fmt.Errorf("SQS queue %q (%s) does not exist: create it, or set brokers.sqs.createIfMissing: true", topic, topicPath(b.cfg, topic))
 			}
+			if err != nil {
+				return fmt.Errorf("SQS queue %q (%s): %w", topic, topicPath(b.cfg, topic), awsHint(err, "brokers.sqs.region"))
+			}
+		}
+		if err := sub.SubscribeInitializeWithContext(ctx, topic); err != nil {
 			return fmt.Errorf("SQS queue %q (%s): %w", topic, topicPath(b.cfg, topic), awsHint(err, "brokers.sqs.region"))
 		}
 	}
@@ -225,7 +250,7 @@ var errNoSuchTopic = errors.New("does not exist: create it, or set brokers.sns.c
 func checkSNSTopic(ctx context.Context, client *awssns.Client, topic string) error {
 	if sns.IsTopicARN(topic) {
 		if _, err := client.GetTopicAttributes(ctx, &awssns.GetTopicAttributesInput{TopicArn: aws.String(topic)}); err != nil {
-			if strings.Contains(err.Error(), "NotFound") {
+			if missing := (*snstypes.NotFoundException)(nil); errors.As(err, &missing) {
 				return errNoSuchTopic
 			}
 			return err
@@ -280,7 +305,7 @@ func (b *eventBridgeBroker) Subscriber(SubscribeOptions) (message.Subscriber, er
 func (b *eventBridgeBroker) EnsureTopics(ctx context.Context, topics ...string) error {
 	for _, bus := range topics {
 		if err := b.pub.CheckBus(ctx, bus); err != nil {
-			if strings.Contains(err.Error(), "ResourceNotFound") {
+			if missing := (*ebtypes.ResourceNotFoundException)(nil); errors.As(err, &missing) {
 				return fmt.Errorf("%s: %w; create it (aws events create-event-bus --name %s) or fix the name: "+
 					"EventBridge would accept and silently drop every event sent to it", topicPath(b.cfg, bus), err, bus)
 			}

@@ -6,6 +6,8 @@ package brokers
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -59,7 +61,9 @@ func Open(ctx context.Context, kind string, cfg *configs.Config, logger watermil
 	switch kind {
 	case configs.BrokerEmbedded:
 		e := cfg.Brokers.Embedded
-		return openNATS(kind, fmt.Sprintf("nats://%s:%d", e.Host, e.Port), logger)
+		// JoinHostPort brackets an IPv6 host (nats://[::1]:4233); joined by
+		// hand, "::1:4233" is no address at all.
+		return openNATS(kind, "nats://"+net.JoinHostPort(e.Host, strconv.Itoa(e.Port)), logger)
 	case configs.BrokerNATS:
 		return openNATS(kind, cfg.Brokers.NATS.URL, logger)
 	case configs.BrokerKafka:

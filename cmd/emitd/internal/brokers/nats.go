@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -69,7 +71,8 @@ func StartEmbedded(cfg *configs.Config) (*Embedded, error) {
 	srv, url, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{Dir: dir, Host: e.Host, Port: e.Port})
 	if err != nil {
 		if strings.Contains(err.Error(), "not ready") {
-			err = fmt.Errorf("%w: is another emitd or program listening on %s:%d? set brokers.embedded.port to move it", err, e.Host, e.Port)
+			err = fmt.Errorf("%w: is another emitd or program listening on %s? set brokers.embedded.port to move it",
+				err, net.JoinHostPort(e.Host, strconv.Itoa(e.Port)))
 		}
 		return nil, err
 	}
