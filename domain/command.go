@@ -78,6 +78,7 @@ const (
 	defaultStartHour = 6
 	defaultCount     = 10
 	maxHostNameRunes = 100
+	maxIDBytes       = 128 // a UUID is 36
 	dateLayout       = "2006-01-02"
 )
 
@@ -130,6 +131,16 @@ func ParseCommand(b []byte) (Command, error) {
 	}
 	if cmd.ID == "" {
 		return cmd, invalidf(Invalid, "id", "required (ids are assigned where a command enters the system)")
+	}
+	// Ids travel into every outcome, event Detail, log line and message
+	// header: bounded, and printable.
+	for _, f := range []struct{ path, v string }{{"id", cmd.ID}, {"correlationId", cmd.CorrelationID}} {
+		if len(f.v) > maxIDBytes {
+			return cmd, invalidf(Invalid, f.path, "must be at most %d bytes, got %d", maxIDBytes, len(f.v))
+		}
+		if strings.IndexFunc(f.v, isControl) >= 0 {
+			return cmd, invalidf(Invalid, f.path, "must not contain control characters")
+		}
 	}
 	cmd.Version = 1
 	return cmd, cmd.Validate()

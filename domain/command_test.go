@@ -273,3 +273,24 @@ func TestQuote(t *testing.T) {
 		t.Errorf("excerpt: %s", got)
 	}
 }
+
+// Ids go into every outcome, Detail, header and log line: a command whose id
+// or correlationId is huge or carries control characters is invalid.
+func TestIDsAreBoundedAndPrintable(t *testing.T) {
+	long := strings.Repeat("a", 129)
+	for name, c := range map[string]struct{ cmd, field string }{
+		"long id":               {`{"type":"CloseSlots","id":"` + long + `"}`, "id"},
+		"long correlation id":   {`{"type":"CloseSlots","id":"x","correlationId":"` + long + `"}`, "correlationId"},
+		"newline in id":         {`{"type":"CloseSlots","id":"a\nb"}`, "id"},
+		"NUL in correlation id": {`{"type":"CloseSlots","id":"x","correlationId":"a\u0000"}`, "correlationId"},
+	} {
+		_, err := ParseCommand([]byte(c.cmd))
+		var ice *InvalidCommandError
+		if !errors.As(err, &ice) || ice.Kind != Invalid || ice.Field != c.field {
+			t.Errorf("%s: %v, want Invalid at %s", name, err, c.field)
+		}
+	}
+	if _, err := ParseCommand([]byte(`{"type":"CloseSlots","id":"` + strings.Repeat("a", 128) + `"}`)); err != nil {
+		t.Errorf("a 128-byte id: %v", err)
+	}
+}

@@ -319,7 +319,7 @@ func (p *Pipeline) process(batch []*item) {
 			// it for redelivery (a dead letter is never dropped).
 			if !p.retryWait(it, err) {
 				p.Logger.Error("cannot record a dead letter; left for redelivery", err,
-					watermill.LogFields{"message_uuid": it.msg.UUID})
+					watermill.LogFields{"message_uuid": Clip(it.msg.UUID)})
 				it.finish(fmt.Errorf("record dead letter: %w", err))
 				return
 			}
@@ -345,7 +345,7 @@ func (p *Pipeline) retryWait(it *item, err error) bool {
 	}
 	p.Stats.retried()
 	p.Logger.Info("command failed, retrying", watermill.LogFields{
-		"message_uuid": it.msg.UUID, "attempt": it.attempts, "retry_in": wait.String(), "error": boundReason(err.Error())})
+		"message_uuid": Clip(it.msg.UUID), "attempt": it.attempts, "retry_in": wait.String(), "error": boundReason(err.Error())})
 	return p.sleep(wait)
 }
 

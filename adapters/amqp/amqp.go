@@ -2,7 +2,7 @@
 // publisher and subscriber (watermill-amqp/v3) with the topology RabbitMQ
 // users expect.
 //
-// Topology (DESIGN.md, "Envelope on each broker": routing key per bus):
+// Topology (docs/DESIGN.md, "Envelope on each broker": routing key per bus):
 //   - one durable topic exchange, Config.Exchange (DefaultExchange "emitd");
 //     every message is published to it with routing key = the Watermill topic
 //     (the bus name, or the commands topic);

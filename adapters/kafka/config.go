@@ -1,6 +1,6 @@
 // Package kafka is emitd's Kafka adapter: a Watermill publisher and
 // subscriber built on watermill-kafka/v2 (Sarama) that map the envelope
-// message the way Kafka users expect it (DESIGN.md, "Envelope on each
+// message the way Kafka users expect it (docs/DESIGN.md, "Envelope on each
 // broker"):
 //
 //   - topic: one per bus (the Watermill topic, unchanged);

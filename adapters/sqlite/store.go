@@ -61,7 +61,6 @@ type Store struct {
 	db   *sql.DB // the writer: one connection
 	rdb  *sql.DB // readers (the relays, the operator's listings)
 	lock *os.File
-
 }
 
 //go:embed migrations/*.sql

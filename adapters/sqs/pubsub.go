@@ -145,7 +145,7 @@ func NewSubscriber(ctx context.Context, cfg Config) (*Subscriber, error) {
 // Receive is watermill-aws's default, one message per ReceiveMessage: with
 // MaxNumberOfMessages 10 its subscriber was seen to lose receives ("use of
 // closed network connection") against fauxqs, each hiding the messages for a
-// visibility timeout; see TESTING-BROKERS.md.
+// visibility timeout; see docs/TESTING-BROKERS.md.
 func (c Config) SubscriberConfig(ctx context.Context) (wsqs.SubscriberConfig, error) {
 	awsCfg, optFns, err := c.load(ctx)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 // first use.
 const Partitions = 4
 
-// Options are the kfake settings Start uses (TESTING-BROKERS.md): one broker
+// Options are the kfake settings Start uses (docs/TESTING-BROKERS.md): one broker
 // on a free loopback port, topics created on first use with 4 partitions.
 // kfake's defaults (3 brokers, 10 partitions, no auto creation) make a first
 // Watermill publish fail with "topic or partition that does not exist".

@@ -25,7 +25,7 @@ func reserve(slotID, host string) string {
 	return fmt.Sprintf(`{"type":"ReserveSlot","data":{"slotId":%q,"hostName":%q}}`, slotID, host)
 }
 
-// TestJourney runs DOMAIN.md scenario 11 through the daemon: Create, Reserve,
+// TestJourney runs docs/DOMAIN.md scenario 11 through the daemon: Create, Reserve,
 // CheckIn, CheckOut, Reserve, Cancel, one command at a time, and checks the
 // envelopes on both buses.
 func TestJourney(t *testing.T) {

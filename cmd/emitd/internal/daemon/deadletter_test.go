@@ -424,7 +424,7 @@ func TestRefusedEventIsDeadLetteredAndReplayedToItsBus(t *testing.T) {
 	r := start(t, s.cfg)
 	results := r.read(t, s.cfg.Commands.ResultsTopic)
 	s.eb.FailEntriesIf("InvalidArgument", func(e ebtest.Entry) bool {
-		return e.Bus == "reservation" && e.DetailType == "Created" && strings.Contains(e.Detail, `"startTime":"2026-12-10T07:00:00Z"`)
+		return e.Bus == "reservation" && e.DetailType == "Created" && strings.Contains(e.Detail, `"startTime":"2026-12-10T07:00:00.000Z"`)
 	})
 	r.send(t, create("2026-12-10", 6, 3))
 	results.waitN(t, "outcomes", 1)
@@ -447,7 +447,7 @@ func TestRefusedEventIsDeadLetteredAndReplayedToItsBus(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	env, err := publisher.FromMessage(message.NewMessage(dl.ID, dl.Payload))
-	if err != nil || dl.Origin != "reservation" || !strings.Contains(dl.Reason, "InvalidArgument") || !strings.Contains(env.Detail, "2026-12-10T07:00:00Z") {
+	if err != nil || dl.Origin != "reservation" || !strings.Contains(dl.Reason, "InvalidArgument") || !strings.Contains(env.Detail, "2026-12-10T07:00:00.000Z") {
 		t.Fatalf("event dead letter %+v: %v", dl, err)
 	}
 	// The other two Created events and all three analytics copies flowed on.
