@@ -50,6 +50,10 @@ type Config struct {
 	// Default "1.0.0" (Watermill's default; headers need 0.11 or later).
 	KafkaVersion string
 
+	// MaxInFlight bounds the records a group subscriber has delivered and
+	// not yet seen acknowledged, over all its partitions. Default 1024.
+	MaxInFlight int
+
 	// NackResendSleep is how long a subscriber waits before it redelivers a
 	// nacked message. Default 100ms.
 	NackResendSleep time.Duration

@@ -7,7 +7,6 @@ import (
 
 	"github.com/Shopify/sarama"
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/emitd/emitd/publisher"
@@ -18,93 +17,102 @@ import (
 // less than an EventBridge entry may be).
 const DefaultMaxMessageBytes = 1048588
 
-// Publisher publishes envelope messages to Kafka. It wraps watermill-kafka's
-// synchronous publisher (one acknowledged produce per message, acks=all, so
-// per-slot order holds) and reports, message by message, what failed.
+// Publisher publishes envelope messages to Kafka: a whole Publish call is
+// one SendMessages, which Sarama groups into produce requests per partition
+// (watermill-kafka's publisher sends one record and waits for it before the
+// next). The producer is idempotent with one request in flight per broker,
+// so a retried request cannot overtake the one before it: each partition,
+// hence each slot (the key), keeps its order.
 type Publisher struct {
-	mu     sync.RWMutex // Publish holds it shared, Close exclusively
-	closed bool
-	pub    *kafka.Publisher
+	mu       sync.RWMutex // Publish holds it shared, Close exclusively
+	closed   bool
+	producer sarama.SyncProducer
 }
 
 // NewPublisher connects to cfg.Brokers. logger may be nil.
-func NewPublisher(cfg Config, logger watermill.LoggerAdapter) (message.Publisher, error) {
+func NewPublisher(cfg Config, _ watermill.LoggerAdapter) (message.Publisher, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	sc := kafka.DefaultSaramaSyncPublisherConfig()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V1_0_0_0 // records with headers; idempotence needs 0.11
 	if err := cfg.fill(sc); err != nil {
 		return nil, err
 	}
+	sc.Producer.Return.Successes = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Retry.Max = 5
 	sc.Producer.Partitioner = newMurmur2Partitioner
 	sc.Producer.MaxMessageBytes = DefaultMaxMessageBytes
 	if err := cfg.tune(sc); err != nil {
 		return nil, err
 	}
-	pub, err := kafka.NewPublisher(kafka.PublisherConfig{
-		Brokers:               cfg.Brokers,
-		Marshaler:             Marshaler{},
-		OverwriteSaramaConfig: sc,
-	}, logger)
+	p, err := sarama.NewSyncProducer(cfg.Brokers, sc)
 	if err != nil {
 		return nil, fmt.Errorf("kafka publisher: %w", err)
 	}
-	return &Publisher{pub: pub}, nil
+	return &Publisher{producer: p}, nil
 }
 
-// Publish sends msgs to topic in order, one acknowledged record each.
+// Publish sends msgs to topic in one SendMessages call.
 //
-// It returns nil when every message was written. Otherwise:
-//   - a permanent failure of one message (too large, invalid) refuses that
-//     message and goes on with the next;
-//   - an unknown or invalid topic refuses that message and all the rest (they
-//     share the topic);
-//   - a transient failure (broker down, timeout) stops: that message and the
-//     rest are pending, never sent out of order.
-//
-// The result is a *publisher.BatchError naming refused and pending messages
-// by UUID (errors.Is(refused, ErrUnknownTopic) etc. hold), or, when the very
-// first message failed transiently and nothing was refused, that plain error
-// (the whole batch is pending).
+// It returns nil when every message was written. A failure of one message
+// (too large, invalid) refuses that message; the others are delivered. A
+// failure of the topic or the cluster (the topic does not exist, a broker
+// is down, no leader, a timeout) refuses nothing: those messages are
+// pending, and when every message is pending the result is that plain
+// error (errors.Is(err, ErrUnknownTopic) tells a missing topic). Otherwise
+// the result is a *publisher.BatchError naming refused and pending
+// messages by UUID.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		return errors.New("kafka publisher: closed")
 	}
-	var be publisher.BatchError
-	for i, msg := range msgs {
-		err := p.pub.Publish(topic, msg)
-		if err == nil {
+	be := publisher.BatchError{Refused: map[string]error{}, Pending: map[string]error{}}
+	records := make([]*sarama.ProducerMessage, 0, len(msgs))
+	for _, msg := range msgs {
+		rec, err := Marshaler{}.Marshal(topic, msg)
+		if err != nil {
+			be.Refused[msg.UUID] = err
 			continue
 		}
-		err, permanent, wholeTopic := classify(err)
-		if !permanent {
-			if i == 0 && len(be.Refused) == 0 {
-				return fmt.Errorf("kafka publish to %s: %w", topic, err)
+		rec.Metadata = msg.UUID
+		records = append(records, rec)
+	}
+	var first error
+	if err := p.producer.SendMessages(records); err != nil {
+		var perrs sarama.ProducerErrors
+		if !errors.As(err, &perrs) {
+			perrs = nil
+			for _, r := range records {
+				perrs = append(perrs, &sarama.ProducerError{Msg: r, Err: err})
 			}
-			be.Pending = make(map[string]error, len(msgs)-i)
-			for _, m := range msgs[i:] {
-				be.Pending[m.UUID] = err
-			}
-			break
 		}
-		if be.Refused == nil {
-			be.Refused = make(map[string]error)
-		}
-		be.Refused[msg.UUID] = err
-		if wholeTopic {
-			for _, m := range msgs[i+1:] {
-				be.Refused[m.UUID] = err
+		for _, pe := range perrs {
+			id, _ := pe.Msg.Metadata.(string)
+			wrapped, wholeTopic := classify(pe.Err)
+			if wholeTopic {
+				be.Pending[id] = wrapped
+				if first == nil {
+					first = wrapped
+				}
+			} else {
+				be.Refused[id] = wrapped
 			}
-			break
 		}
 	}
-	if len(be.Refused) == 0 && len(be.Pending) == 0 {
+	switch {
+	case len(be.Refused) == 0 && len(be.Pending) == 0:
 		return nil
+	case len(be.Refused) == 0 && len(be.Pending) == len(msgs):
+		return fmt.Errorf("kafka publish to %s: %w", topic, first)
+	default:
+		return fmt.Errorf("kafka publish to %s: %w", topic, &be)
 	}
-	return &be
 }
 
 // Close flushes and closes the producer; it waits for Publish calls in
@@ -116,5 +124,5 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	return p.pub.Close()
+	return p.producer.Close()
 }

@@ -48,6 +48,7 @@ func (b *kafkaBroker) Close() error                 { return b.pub.Close() }
 func (b *kafkaBroker) Subscriber(opts SubscribeOptions) (message.Subscriber, error) {
 	kcfg := b.kcfg
 	kcfg.ConsumerGroup = opts.Group
+	kcfg.MaxInFlight = opts.MaxInFlight
 	kcfg.InitialOffset = kafka.OffsetOldest
 	if opts.Group == "" && !opts.FromBeginning {
 		kcfg.InitialOffset = kafka.OffsetNewest

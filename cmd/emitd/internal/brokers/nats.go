@@ -49,6 +49,7 @@ func (b *natsBroker) EnsureTopics(ctx context.Context, topics ...string) error {
 func (b *natsBroker) Subscriber(opts SubscribeOptions) (message.Subscriber, error) {
 	cfg := b.cfg
 	cfg.DeliverAll = opts.FromBeginning
+	cfg.MaxInFlight = opts.MaxInFlight
 	if opts.Group != "" {
 		return natsjs.NewSubscriber(cfg, opts.Group)
 	}
