@@ -3,9 +3,13 @@ package sns
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	wsns "github.com/ThreeDotsLabs/watermill-aws/sns"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"github.com/emitd/emitd/adapters/sqs"
 )
@@ -38,11 +42,37 @@ func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 	return &Publisher{c: c, inner: inner}, nil
 }
 
-// Publish sends the messages in order, one Publish call each, and reports
-// failures as a *publisher.BatchError like the sqs adapter: refused for good
-// (invalid parameters) or pending (that message and all after it).
+// Publish sends the messages in order, in PublishBatch calls of up to ten
+// (watermill-aws publishes one call per message); failures are reported as
+// the sqs adapter's are (sqs.PublishBatches): refused for good through the
+// sender's fault, pending otherwise, in order.
 func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
-	return sqs.PublishEach(topic, messages, p.inner.Publish, IsPermanent)
+	if len(messages) == 0 {
+		return nil
+	}
+	ctx := messages[0].Context()
+	arn, err := p.c.resolver.ResolveTopic(ctx, topic)
+	if err != nil {
+		return err
+	}
+	return sqs.PublishBatches(topic, messages, IsPermanent, func(chunk []*message.Message) (map[int]sqs.EntryFailure, error) {
+		entries := make([]types.PublishBatchRequestEntry, len(chunk))
+		for i, m := range chunk {
+			in := Marshaler{}.Marshal(arn, m)
+			entries[i] = types.PublishBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), Message: in.Message,
+				MessageAttributes: in.MessageAttributes, MessageGroupId: in.MessageGroupId, MessageDeduplicationId: in.MessageDeduplicationId}
+		}
+		out, err := p.c.sns.PublishBatch(ctx, &awssns.PublishBatchInput{TopicArn: aws.String(string(arn)), PublishBatchRequestEntries: entries})
+		if err != nil {
+			return nil, err
+		}
+		failed := map[int]sqs.EntryFailure{}
+		for _, f := range out.Failed {
+			i, _ := strconv.Atoi(aws.ToString(f.Id))
+			failed[i] = sqs.EntryFailure{Err: fmt.Errorf("sns: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message)), SenderFault: f.SenderFault}
+		}
+		return failed, nil
+	})
 }
 
 // CreateTopic creates the topic (idempotent) and returns its ARN.

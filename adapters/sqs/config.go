@@ -54,6 +54,9 @@ type Config struct {
 	VisibilityTimeout time.Duration
 	// ConsumeWorkers is how many receive loops each Subscribe runs (default 1).
 	ConsumeWorkers int
+	// MaxInFlight bounds the messages a subscription has received and not
+	// yet seen acknowledged (DefaultMaxInFlight when zero).
+	MaxInFlight int
 	// ReceiveWaitTime is the long-poll wait of each receive, at most 20 s
 	// (default 20 s).
 	ReceiveWaitTime time.Duration
@@ -174,4 +177,38 @@ func (r *resolver) ResolveQueueUrl(ctx context.Context, p wsqs.ResolveQueueUrlPa
 		return wsqs.QueueUrlResolverResult{QueueName: wsqs.QueueName(name), QueueURL: &url, Exists: &exists}, nil
 	}
 	return r.byName.ResolveQueueUrl(ctx, p)
+}
+
+// SubscriberConfig is a watermill-aws SQS subscriber configuration for this
+// Config: the SNS adapter's readers (emitd tail on an SNS bus) consume their
+// queue with it. The daemon's own commands never come through it (see
+// Subscriber, which receives in batches).
+//
+// Receive is watermill-aws's default, one message per ReceiveMessage: with
+// MaxNumberOfMessages 10 its subscriber was seen to lose receives ("use of
+// closed network connection") against fauxqs, each hiding the messages for a
+// visibility timeout; see docs/TESTING-BROKERS.md.
+func (c Config) SubscriberConfig(ctx context.Context) (wsqs.SubscriberConfig, error) {
+	awsCfg, optFns, err := c.load(ctx)
+	if err != nil {
+		return wsqs.SubscriberConfig{}, err
+	}
+	return wsqs.SubscriberConfig{
+		AWSConfig:                   awsCfg,
+		OptFns:                      optFns,
+		DoNotCreateQueueIfNotExists: !c.CreateIfMissing,
+		QueueUrlResolver:            newResolver(c.FIFO),
+		QueueConfigAttributes:       c.queueAttributes(),
+		GenerateCreateQueueInput:    createQueueInput,
+		GenerateReceiveMessageInput: func(_ context.Context, url wsqs.QueueURL) (*sqs.ReceiveMessageInput, error) {
+			return &sqs.ReceiveMessageInput{
+				QueueUrl:              aws.String(string(url)),
+				MessageAttributeNames: []string{"All"},
+				WaitTimeSeconds:       c.waitSeconds(),
+				MaxNumberOfMessages:   1,
+			}, nil
+		},
+		ConsumeWorkers: c.ConsumeWorkers,
+		Unmarshaler:    Marshaler{},
+	}, nil
 }

@@ -1,7 +1,6 @@
 package sqs
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	wsqs "github.com/ThreeDotsLabs/watermill-aws/sqs"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/emitd/emitd/publisher"
@@ -26,7 +24,8 @@ var (
 )
 
 // Keys of types.Message.Attributes (system attributes) through which Marshal
-// hands the FIFO ids to sendMessageInput, which alone knows the queue.
+// hands the FIFO ids to the publisher, which alone knows whether the queue
+// is FIFO (a standard queue refuses them).
 const (
 	sysGroupID = string(types.MessageSystemAttributeNameMessageGroupId)
 	sysDedupID = string(types.MessageSystemAttributeNameMessageDeduplicationId)
@@ -103,18 +102,3 @@ func fifoID(s string) string {
 
 // IsFIFO says whether a queue URL or name (or SNS topic ARN) is FIFO.
 func IsFIFO(queue string) bool { return strings.HasSuffix(queue, FIFOSuffix) }
-
-// sendMessageInput sets the FIFO ids only for FIFO queues: standard queues
-// refuse a deduplication id.
-func sendMessageInput(_ context.Context, url wsqs.QueueURL, m *types.Message) (*sqs.SendMessageInput, error) {
-	in := &sqs.SendMessageInput{
-		QueueUrl:          aws.String(string(url)),
-		MessageBody:       m.Body,
-		MessageAttributes: m.MessageAttributes,
-	}
-	if IsFIFO(string(url)) {
-		in.MessageGroupId = aws.String(m.Attributes[sysGroupID])
-		in.MessageDeduplicationId = aws.String(m.Attributes[sysDedupID])
-	}
-	return in, nil
-}

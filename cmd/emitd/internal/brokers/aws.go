@@ -59,7 +59,9 @@ func (b *sqsBroker) Close() error                 { return b.pub.Close() }
 // queue competes for its messages, so the group is ignored, and a reader
 // without group (tail) is refused the queue the daemon consumes.
 func (b *sqsBroker) Subscriber(opts SubscribeOptions) (message.Subscriber, error) {
-	sub, err := sqs.NewSubscriber(context.Background(), b.qcfg)
+	qcfg := b.qcfg
+	qcfg.MaxInFlight = opts.MaxInFlight
+	sub, err := sqs.NewSubscriber(context.Background(), qcfg)
 	if err != nil {
 		return nil, awsHint(err, "brokers.sqs.region")
 	}
