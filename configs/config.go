@@ -198,7 +198,7 @@ type AMQPConfig struct {
 	// Exchange is the durable topic exchange. Default emitd.
 	Exchange string `yaml:"exchange"`
 	// Prefetch is how many unacknowledged commands the broker sends ahead.
-	// Default 16.
+	// Default: router.maxInFlight.
 	Prefetch int `yaml:"prefetch"`
 }
 

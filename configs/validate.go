@@ -424,7 +424,7 @@ func validateAMQP(c *Config, a *AMQPConfig, add func(string, string, ...any)) {
 		add("brokers.amqp.url", "%q: want amqp://user:password@host:5672/vhost (or amqps://)", a.URL)
 	}
 	if a.Prefetch < 0 {
-		add("brokers.amqp.prefetch", "must be 0 (default 16) or more, got %d", a.Prefetch)
+		add("brokers.amqp.prefetch", "must be 0 (default router.maxInFlight) or more, got %d", a.Prefetch)
 	}
 	if strings.ContainsAny(a.Exchange, " \t") {
 		add("brokers.amqp.exchange", "%q: no spaces", a.Exchange)

@@ -1,27 +1,40 @@
 // Package amqp is emitd's RabbitMQ (AMQP 0-9-1) adapter: a Watermill
-// publisher and subscriber (watermill-amqp/v3) with the topology RabbitMQ
-// users expect.
+// publisher and subscriber with the topology RabbitMQ users expect.
 //
 // Topology (docs/DESIGN.md, "Envelope on each broker": routing key per bus):
 //   - one durable topic exchange, Config.Exchange (DefaultExchange "emitd");
 //     every message is published to it with routing key = the Watermill topic
 //     (the bus name, or the commands topic);
 //   - a consumer group is a durable queue named QueueName(topic, group) =
-//     topic + "_" + group (watermill-amqp's GenerateQueueNameTopicNameWithSuffix),
-//     bound to the exchange with routing key = topic; the subscribers of a
-//     group compete on that queue, every group gets every message;
+//     topic + "_" + group (watermill-amqp's naming), bound to the exchange
+//     with routing key = topic; the subscribers of a group compete on that
+//     queue, every group gets every message;
 //   - a subscriber without a group gets a private, server-deleted queue
 //     (exclusive, auto-delete) that lives as long as its connection;
 //   - body = the payload (the EventBridge entry JSON for an envelope),
 //     headers = the Watermill metadata (source, detail-type, event-id,
-//     correlation_id, slot-id) plus _watermill_message_uuid; the AMQP
-//     properties message-id (= UUID, the event id), correlation-id and
-//     content-type are set too, and delivery mode is persistent.
+//     correlation_id, slot-id) plus _watermill_message_uuid, written by
+//     watermill-amqp's marshaler so Watermill consumers read emitd's
+//     messages; the AMQP properties message-id (= UUID, the event id),
+//     correlation-id and content-type are set too, and delivery mode is
+//     persistent.
 //
-// RabbitMQ drops a message no queue is bound for. A group's queue exists from
-// the first Subscribe or SubscribeInitialize of that group on; declare the
-// groups of a bus (SubscribeInitialize) before publishing to it, or bind a
-// queue of your own to the exchange.
+// RabbitMQ drops a message no queue is bound for. emitd publishes
+// mandatory: a message the exchange cannot route is returned, and Publish
+// reports it pending (ErrUnroutable), so an envelope stays in the outbox
+// until a queue is bound for its bus, instead of being confirmed and lost.
+// Topics in Config.DropUnroutable (the results topic: answers nobody waits
+// for) are published without it.
+//
+// Why not watermill-amqp's publisher and subscriber: with confirms it
+// waits for each message's confirmation before publishing the next, and
+// its subscriber hands out the next delivery only after the previous one
+// was acknowledged. emitd commits commands in batches and publishes a
+// batch of envelopes at a time, so here a Publish sends every message and
+// then awaits their confirmations together, and a subscriber keeps up to
+// Config.Prefetch deliveries in flight and acknowledges each as it is
+// settled, without waiting. watermill-amqp's connection wrapper (reconnect
+// with backoff) and marshaler are used as they are.
 package amqp
 
 import (
@@ -29,6 +42,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
@@ -40,10 +55,10 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultURL             = "amqp://guest:guest@127.0.0.1:5672/"
-	DefaultExchange        = "emitd"
-	DefaultPrefetch        = 16
-	DefaultChannelPoolSize = 4
+	DefaultURL            = "amqp://guest:guest@127.0.0.1:5672/"
+	DefaultExchange       = "emitd"
+	DefaultPrefetch       = 1024
+	DefaultPublishTimeout = 10 * time.Second
 )
 
 // Config configures publishers and subscribers.
@@ -54,20 +69,23 @@ type Config struct {
 	// DefaultExchange when empty.
 	Exchange string
 	// Prefetch is how many unacknowledged deliveries the broker sends a
-	// subscription ahead (they are handed to the handler one at a time, in
-	// order); DefaultPrefetch when zero.
+	// subscription ahead (they are handed out in queue order, many before
+	// the first is acknowledged); DefaultPrefetch when zero.
 	Prefetch int
 	// QueueArguments are passed when declaring group queues, e.g.
 	// {"x-queue-type": "quorum"}. A queue that exists keeps its arguments
 	// (RabbitMQ refuses a re-declaration with different ones).
 	QueueArguments amqp091.Table
-	// ChannelPoolSize is the number of publisher channels kept open;
-	// DefaultChannelPoolSize when zero.
-	ChannelPoolSize int
 	// NoConfirm publishes without publisher confirms: faster, but Publish
 	// returns before the broker has taken the message, so a broker crash can
 	// lose what Publish reported as sent. Off by default.
 	NoConfirm bool
+	// DropUnroutable lists topics published without the mandatory flag: a
+	// message no queue is bound for is dropped by RabbitMQ, not returned.
+	DropUnroutable []string
+	// PublishTimeout bounds the wait for the confirmations of one Publish
+	// (a message's context, when it ends sooner, ends it sooner).
+	PublishTimeout time.Duration
 	// Logger; watermill.NopLogger when nil.
 	Logger watermill.LoggerAdapter
 }
@@ -82,8 +100,8 @@ func (c Config) withDefaults() Config {
 	if c.Prefetch <= 0 {
 		c.Prefetch = DefaultPrefetch
 	}
-	if c.ChannelPoolSize <= 0 {
-		c.ChannelPoolSize = DefaultChannelPoolSize
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
@@ -112,8 +130,8 @@ func checkName(what, s string) error {
 // marshaler is watermill-amqp's DefaultMarshaler (metadata <-> headers,
 // persistent delivery) plus the AMQP properties, and an Unmarshal that
 // accepts header values of any type: a non-string header set by a foreign
-// publisher would otherwise be an unmarshal error, and watermill-amqp
-// requeues such a message forever.
+// publisher would otherwise be an unmarshal error, and the message would be
+// requeued forever.
 type marshaler struct{ wmamqp.DefaultMarshaler }
 
 func newMarshaler() marshaler {
@@ -156,59 +174,213 @@ func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	return msg, nil
 }
 
-func baseConfig(cfg Config) wmamqp.Config {
-	wc := wmamqp.NewDurablePubSubConfig(cfg.URL, nil)
-	wc.Connection.Reconnect = wmamqp.DefaultReconnectConfig()
-	wc.Marshaler = newMarshaler()
-	wc.Exchange = wmamqp.ExchangeConfig{
-		GenerateName: wmamqp.GenerateExchangeNameConstant(cfg.Exchange),
-		Type:         "topic",
-		Durable:      true,
-	}
-	wc.QueueBind.GenerateRoutingKey = func(topic string) string { return topic }
-	wc.Publish.GenerateRoutingKey = func(topic string) string { return topic }
-	wc.Consume.Qos.PrefetchCount = cfg.Prefetch
-	return wc
-}
-
-// Publisher publishes to the exchange with routing key = topic. With
-// confirms on (the default) Publish returns once the broker has taken every
-// message.
-type Publisher struct {
-	*wmamqp.Publisher
-}
-
-var _ message.Publisher = (*Publisher)(nil)
-
-// NewPublisher connects to the broker and declares the exchange on first
-// publish.
-func NewPublisher(cfg Config) (*Publisher, error) {
-	cfg = cfg.withDefaults()
-	wc := baseConfig(cfg)
-	wc.Publish.ConfirmDelivery = !cfg.NoConfirm
-	wc.Publish.ChannelPoolSize = cfg.ChannelPoolSize
-	p, err := wmamqp.NewPublisher(wc, cfg.Logger)
+func connect(cfg Config) (*wmamqp.ConnectionWrapper, error) {
+	conn, err := wmamqp.NewConnection(wmamqp.ConnectionConfig{AmqpURI: cfg.URL, Reconnect: wmamqp.DefaultReconnectConfig()}, cfg.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("amqp: publisher: %w", err)
+		return nil, fmt.Errorf("amqp: connect: %w", err)
 	}
-	return &Publisher{p}, nil
+	return conn, nil
 }
 
-// Publish publishes messages to topic, in order.
-func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
-	if err := checkName("topic", topic); err != nil {
-		return err
-	}
-	if err := p.Publisher.Publish(topic, messages...); err != nil {
-		return fmt.Errorf("amqp: publish to %q: %w", topic, err)
+func declareExchange(ch *amqp091.Channel, name string) error {
+	if err := ch.ExchangeDeclare(name, "topic", true, false, false, false, nil); err != nil {
+		return fmt.Errorf("amqp: declare exchange %q: %w", name, err)
 	}
 	return nil
 }
 
+// ---- publisher --------------------------------------------------------------
+
+// ErrUnroutable: the exchange could route the message to no queue (nobody
+// bound one for its routing key). A failure of the topic, not the message:
+// it stays pending until a queue is bound.
+var ErrUnroutable = errors.New("amqp: no queue is bound for the routing key")
+
+// Publisher publishes to the exchange with routing key = topic. With
+// confirms on (the default) Publish returns once the broker has taken every
+// message, or says which it did not.
+type Publisher struct {
+	cfg       Config
+	conn      *wmamqp.ConnectionWrapper
+	marshaler marshaler
+	drop      map[string]bool
+
+	mu       sync.Mutex // one channel: confirms are numbered per channel
+	ch       *amqp091.Channel
+	returned map[string]string // message id -> why the broker returned it
+	retMu    sync.Mutex
+	closed   bool
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher connects to the broker.
+func NewPublisher(cfg Config) (*Publisher, error) {
+	cfg = cfg.withDefaults()
+	conn, err := connect(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{cfg: cfg, conn: conn, marshaler: newMarshaler(), drop: map[string]bool{}, returned: map[string]string{}}
+	for _, t := range cfg.DropUnroutable {
+		p.drop[t] = true
+	}
+	return p, nil
+}
+
+// channel returns the publishing channel, opening it (confirms on, returns
+// collected, the exchange declared) when there is none or it broke.
+func (p *Publisher) channel() (*amqp091.Channel, error) {
+	if p.ch != nil && !p.ch.IsClosed() {
+		return p.ch, nil
+	}
+	if !p.conn.IsConnected() {
+		return nil, errors.New("amqp: not connected")
+	}
+	ch, err := p.conn.Connection().Channel()
+	if err != nil {
+		return nil, fmt.Errorf("amqp: open channel: %w", err)
+	}
+	if !p.cfg.NoConfirm {
+		if err := ch.Confirm(false); err != nil {
+			ch.Close()
+			return nil, fmt.Errorf("amqp: confirms: %w", err)
+		}
+	}
+	// Returns must be read as they come, or the connection stalls: they
+	// go into a map that each Publish looks its messages up in.
+	returns := ch.NotifyReturn(make(chan amqp091.Return, 64))
+	go func() {
+		for r := range returns {
+			p.retMu.Lock()
+			p.returned[r.MessageId] = fmt.Sprintf("%d %s", r.ReplyCode, r.ReplyText)
+			p.retMu.Unlock()
+		}
+	}()
+	if err := declareExchange(ch, p.cfg.Exchange); err != nil {
+		ch.Close()
+		return nil, err
+	}
+	p.ch = ch
+	return ch, nil
+}
+
+// Publish publishes messages to topic, in order: all of them, then it
+// awaits their confirmations. A message the broker returned (no queue bound)
+// or did not confirm is pending; when every message is pending the result
+// is the plain error, otherwise a *publisher.BatchError.
+func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
+	if err := checkName("topic", topic); err != nil {
+		return err
+	}
+	if len(messages) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("amqp: publisher closed")
+	}
+	ch, err := p.channel()
+	if err != nil {
+		return fmt.Errorf("amqp: publish to %q: %w", topic, err)
+	}
+	ctx, cancel := context.WithTimeout(messages[0].Context(), p.cfg.PublishTimeout)
+	defer cancel()
+	mandatory := !p.drop[topic]
+
+	be := publisher.BatchError{Refused: map[string]error{}, Pending: map[string]error{}}
+	var first error
+	pend := func(m *message.Message, err error) {
+		be.Pending[m.UUID] = err
+		if first == nil {
+			first = err
+		}
+	}
+	confirms := make([]*amqp091.DeferredConfirmation, len(messages))
+	for i, m := range messages {
+		pub, err := p.marshaler.Marshal(m)
+		if err != nil {
+			be.Refused[m.UUID] = fmt.Errorf("amqp: marshal %s: %w", m.UUID, err)
+			continue
+		}
+		pub.MessageId = m.UUID // the key returns are matched by
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, topic, mandatory, false, pub)
+		if err != nil {
+			// The channel broke: this and everything after it wait.
+			for _, rest := range messages[i:] {
+				if be.Refused[rest.UUID] == nil {
+					pend(rest, fmt.Errorf("amqp: publish: %w", err))
+				}
+			}
+			p.ch = nil
+			break
+		}
+		confirms[i] = dc
+	}
+	for i, dc := range confirms {
+		if dc == nil {
+			continue
+		}
+		ok, err := dc.WaitContext(ctx)
+		switch {
+		case err != nil:
+			pend(messages[i], fmt.Errorf("amqp: no confirmation: %w", err))
+		case !ok:
+			pend(messages[i], errors.New("amqp: the broker refused the message (nack)"))
+		}
+	}
+	// A returned message's return comes before its confirmation: all of
+	// this batch's returns are in by now.
+	p.retMu.Lock()
+	for _, m := range messages {
+		if why, ok := p.returned[m.UUID]; ok {
+			delete(p.returned, m.UUID)
+			if be.Pending[m.UUID] == nil {
+				pend(m, fmt.Errorf("%w: routing key %q on exchange %q (%s)", ErrUnroutable, topic, p.cfg.Exchange, why))
+			}
+		}
+	}
+	p.retMu.Unlock()
+	switch {
+	case len(be.Refused) == 0 && len(be.Pending) == 0:
+		return nil
+	case len(be.Refused) == 0 && len(be.Pending) == len(messages):
+		return fmt.Errorf("amqp: publish to %q: %w", topic, first)
+	default:
+		return fmt.Errorf("amqp: publish to %q: %w (first failure: %v)", topic, &be, first)
+	}
+}
+
+// Close closes the channel and the connection.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	if p.ch != nil {
+		_ = p.ch.Close()
+	}
+	return p.conn.Close()
+}
+
+// ---- subscriber -------------------------------------------------------------
+
 // Subscriber consumes topics as one consumer group.
 type Subscriber struct {
-	*wmamqp.Subscriber
-	group string
+	cfg       Config
+	group     string
+	private   string // suffix of the private queues of a subscriber without group
+	conn      *wmamqp.ConnectionWrapper
+	marshaler marshaler
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	loops   sync.WaitGroup
+	open    sync.WaitGroup // deliveries handed out and not yet settled
 }
 
 var (
@@ -221,43 +393,46 @@ var (
 // published while it exists.
 func NewSubscriber(cfg Config, group string) (*Subscriber, error) {
 	cfg = cfg.withDefaults()
-	wc := baseConfig(cfg)
-	if group == "" {
-		private := "private-" + watermill.NewShortUUID()
-		wc.Queue = wmamqp.QueueConfig{
-			GenerateName: wmamqp.GenerateQueueNameTopicNameWithSuffix(private),
-			AutoDelete:   true,
-			Exclusive:    true,
-		}
-	} else {
+	if group != "" {
 		if err := checkName("group", group); err != nil {
 			return nil, err
 		}
-		wc.Queue = wmamqp.QueueConfig{
-			GenerateName: wmamqp.GenerateQueueNameTopicNameWithSuffix(group),
-			Durable:      true,
-			Arguments:    cfg.QueueArguments,
-		}
 	}
-	s, err := wmamqp.NewSubscriber(wc, cfg.Logger)
+	conn, err := connect(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("amqp: subscriber: %w", err)
-	}
-	return &Subscriber{Subscriber: s, group: group}, nil
-}
-
-// Subscribe declares the group's queue and binding, then delivers its
-// messages one at a time in queue order. A Nack requeues the message; a
-// message in flight when the subscriber closes is requeued too.
-func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	if err := checkName("topic", topic); err != nil {
 		return nil, err
 	}
-	ch, err := s.Subscriber.Subscribe(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("amqp: subscribe to %q: %w", topic, err)
+	return &Subscriber{cfg: cfg, group: group, private: "private-" + watermill.NewShortUUID(), conn: conn,
+		marshaler: newMarshaler(), closing: make(chan struct{})}, nil
+}
+
+func (s *Subscriber) queue(topic string) string {
+	if s.group == "" {
+		return QueueName(topic, s.private)
 	}
-	return ch, nil
+	return QueueName(topic, s.group)
+}
+
+// declare declares the exchange, the topic's queue for this subscriber and
+// its binding, on ch.
+func (s *Subscriber) declare(ch *amqp091.Channel, topic string) (string, error) {
+	if err := declareExchange(ch, s.cfg.Exchange); err != nil {
+		return "", err
+	}
+	name := s.queue(topic)
+	var err error
+	if s.group == "" {
+		_, err = ch.QueueDeclare(name, false, true, true, false, nil)
+	} else {
+		_, err = ch.QueueDeclare(name, true, false, false, false, s.cfg.QueueArguments)
+	}
+	if err != nil {
+		return "", fmt.Errorf("amqp: declare queue %q: %w", name, err)
+	}
+	if err := ch.QueueBind(name, topic, s.cfg.Exchange, false, nil); err != nil {
+		return "", fmt.Errorf("amqp: bind queue %q to %q: %w", name, topic, err)
+	}
+	return name, nil
 }
 
 // SubscribeInitialize declares the exchange, the group's queue and its
@@ -269,8 +444,177 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	if s.group == "" {
 		return errors.New("amqp: SubscribeInitialize needs a group: a private queue lives only while its subscriber does")
 	}
-	if err := s.Subscriber.SubscribeInitialize(topic); err != nil {
-		return fmt.Errorf("amqp: initialize %q: %w", topic, err)
+	ch, err := s.conn.Connection().Channel()
+	if err != nil {
+		return fmt.Errorf("amqp: open channel: %w", err)
 	}
-	return nil
+	defer ch.Close()
+	_, err = s.declare(ch, topic)
+	return err
+}
+
+// Subscribe declares the queue and its binding, then delivers its messages
+// in queue order, up to Config.Prefetch before the first is acknowledged.
+// A Nack requeues the message; a message in flight when the subscriber
+// closes is requeued too. A lost connection is reopened, and consuming
+// resumes (what was in flight is redelivered by the broker).
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := checkName("topic", topic); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("amqp: subscriber closed")
+	}
+	s.loops.Add(1)
+	s.mu.Unlock()
+	deliveries, ch, err := s.consume(topic)
+	if err != nil {
+		s.loops.Done()
+		return nil, fmt.Errorf("amqp: subscribe to %q: %w", topic, err)
+	}
+	out := make(chan *message.Message)
+	go func() {
+		defer s.loops.Done()
+		defer close(out)
+		for {
+			var open sync.WaitGroup // this channel's deliveries not yet settled
+			s.deliver(ctx, deliveries, out, &open)
+			if s.isClosing() || ctx.Err() != nil {
+				// Their acks go out on this channel: it closes after them.
+				open.Wait()
+				_ = ch.Close()
+				return
+			}
+			_ = ch.Close() // broken already: the broker redelivers what it held
+			// The channel or the connection broke: consume again once the
+			// connection is back.
+			for {
+				select {
+				case <-s.conn.Connected():
+				case <-s.closing:
+					return
+				case <-ctx.Done():
+					return
+				}
+				if deliveries, ch, err = s.consume(topic); err == nil {
+					break
+				}
+				s.cfg.Logger.Error("amqp: cannot consume again; retrying", err, watermill.LogFields{"topic": topic})
+				select {
+				case <-time.After(time.Second):
+				case <-s.closing:
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (s *Subscriber) consume(topic string) (<-chan amqp091.Delivery, *amqp091.Channel, error) {
+	ch, err := s.conn.Connection().Channel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("open channel: %w", err)
+	}
+	name, err := s.declare(ch, topic)
+	if err == nil {
+		err = ch.Qos(s.cfg.Prefetch, 0, false)
+	}
+	var deliveries <-chan amqp091.Delivery
+	if err == nil {
+		deliveries, err = ch.Consume(name, "", false, s.group == "", false, false, nil)
+	}
+	if err != nil {
+		ch.Close()
+		return nil, nil, err
+	}
+	return deliveries, ch, nil
+}
+
+// deliver hands out deliveries until the channel closes, the subscriber
+// closes or ctx ends.
+func (s *Subscriber) deliver(ctx context.Context, deliveries <-chan amqp091.Delivery, out chan<- *message.Message, open *sync.WaitGroup) {
+	for {
+		var d amqp091.Delivery
+		var ok bool
+		select {
+		case d, ok = <-deliveries:
+		case <-s.closing:
+			return
+		case <-ctx.Done():
+			return
+		}
+		if !ok {
+			return
+		}
+		msg, err := s.marshaler.Unmarshal(d)
+		if err != nil {
+			s.cfg.Logger.Error("amqp: cannot read message; dropped", err, watermill.LogFields{"message_id": d.MessageId})
+			_ = d.Reject(false)
+			continue
+		}
+		msg.SetContext(ctx)
+		s.open.Add(1)
+		open.Add(1)
+		go func() { defer open.Done(); s.settle(d, msg) }()
+		select {
+		case out <- msg:
+		case <-s.closing:
+			msg.Nack()
+			return
+		case <-ctx.Done():
+			msg.Nack()
+			return
+		}
+	}
+}
+
+// settle acknowledges or requeues a delivery once the handler decides,
+// without waiting for the broker; at Close one still undecided is requeued.
+func (s *Subscriber) settle(d amqp091.Delivery, msg *message.Message) {
+	defer s.open.Done()
+	var err error
+	select {
+	case <-msg.Acked():
+		err = d.Ack(false)
+	case <-msg.Nacked():
+		err = d.Nack(false, true)
+	case <-s.closing:
+		select {
+		case <-msg.Acked():
+			err = d.Ack(false)
+		default:
+			err = d.Nack(false, true)
+		}
+	}
+	if err != nil && !errors.Is(err, amqp091.ErrClosed) {
+		s.cfg.Logger.Error("amqp: cannot settle delivery; the broker redelivers it", err, watermill.LogFields{"message_uuid": msg.UUID})
+	}
+}
+
+func (s *Subscriber) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops consuming, requeues what was delivered and not acked, and
+// closes the connection.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.mu.Unlock()
+	s.loops.Wait() // each loop waits for its deliveries to settle
+	s.open.Wait()
+	return s.conn.Close()
 }

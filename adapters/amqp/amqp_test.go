@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -252,5 +253,68 @@ func TestForeignHeaders(t *testing.T) {
 		m.Ack()
 	case <-time.After(contract.WaitTimeout):
 		t.Fatalf("[%s] foreign message not delivered", name)
+	}
+}
+
+// An envelope no queue is bound for is not confirmed-and-lost: the broker
+// returns it (mandatory), Publish says so (pending, ErrUnroutable), and the
+// same message goes through once a queue is bound. A topic in
+// DropUnroutable (the results topic) is published without the flag.
+func TestUnroutableIsPendingUntilAQueueIsBound(t *testing.T) {
+	url := machineBroker(t)
+	cfg := testConfig(url)
+	cfg.DropUnroutable = []string{"emitd-test.results"}
+	pub, err := amqp.NewPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	topic := "emitd-test." + uuid.NewString()[:12]
+	env := contract.Envelopes(topic, 2, contract.Slots(1))
+	msgs := []*message.Message{}
+	for _, e := range env {
+		m, _ := publisher.ToMessage(e)
+		msgs = append(msgs, m)
+	}
+	err = pub.Publish(topic, msgs...)
+	if !errors.Is(err, amqp.ErrUnroutable) {
+		t.Fatalf("publish with no queue bound: %v, want ErrUnroutable", err)
+	}
+	if _, isBatch := publisher.AsBatchError(err); isBatch {
+		t.Fatalf("every message was unroutable: want the plain error (the bus failed), got %v", err)
+	}
+	if err := pub.Publish("emitd-test.results", msgs[0]); err != nil {
+		t.Fatalf("a DropUnroutable topic: %v", err)
+	}
+
+	sub, err := amqp.NewSubscriber(cfg, "bound")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	q := &queues{names: map[string]bool{amqp.QueueName(topic, "bound"): true}}
+	defer q.deleteAll(t, url)
+	if err := sub.SubscribeInitialize(topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		t.Fatalf("publish once a queue is bound: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range msgs {
+		select {
+		case m := <-ch:
+			if m.UUID != msgs[i].UUID {
+				t.Errorf("got %s, want %s", m.UUID, msgs[i].UUID)
+			}
+			m.Ack()
+		case <-time.After(contract.WaitTimeout):
+			t.Fatal("bound queue got nothing")
+		}
 	}
 }

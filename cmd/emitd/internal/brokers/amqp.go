@@ -19,7 +19,11 @@ type amqpBroker struct {
 
 func openAMQP(cfg *configs.Config, logger watermill.LoggerAdapter) (Broker, error) {
 	a := cfg.Brokers.AMQP
-	acfg := amqp.Config{URL: a.URL, Exchange: a.Exchange, Prefetch: a.Prefetch, Logger: logger}
+	// Outcomes are published without the mandatory flag: an answer nobody
+	// bound a queue for is dropped (a queue of emitd's that nobody reads
+	// would only grow); envelopes and dead letters wait until bound.
+	acfg := amqp.Config{URL: a.URL, Exchange: a.Exchange, Prefetch: a.Prefetch, Logger: logger,
+		DropUnroutable: []string{cfg.Commands.ResultsTopic}}
 	pub, err := amqp.NewPublisher(acfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w (brokers.amqp.url)", err)
@@ -36,7 +40,11 @@ func (b *amqpBroker) Close() error                 { return b.pub.Close() }
 // is subscribed (RabbitMQ keeps nothing for a queue that does not exist yet),
 // so FromBeginning has no meaning here.
 func (b *amqpBroker) Subscriber(opts SubscribeOptions) (message.Subscriber, error) {
-	sub, err := amqp.NewSubscriber(b.acfg, opts.Group)
+	acfg := b.acfg
+	if acfg.Prefetch == 0 {
+		acfg.Prefetch = opts.MaxInFlight
+	}
+	sub, err := amqp.NewSubscriber(acfg, opts.Group)
 	if opts.Group != "" {
 		return sub, err
 	}
