@@ -135,10 +135,11 @@ func TestContract(t *testing.T) {
 	}
 	contract.Run(t, f, contract.Features{
 		PerKeyOrder:    true,
-		GlobalOrder:    true, // one queue, one consumer, requeue to the original position
+		GlobalOrder:    true, // one queue, delivered in queue order
 		ConsumerGroups: true,
 		Persistent:     true, // once the group's queue is declared
 		Redelivery:     true,
+		InFlight:       20,
 		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
 			nativeCheck(t, cfg, topic, sent)
 		},

@@ -60,6 +60,11 @@ type Features struct {
 	// ExactlyOnce: no message is ever delivered twice, not even after a
 	// subscriber closes with messages in flight.
 	ExactlyOnce bool
+	// InFlight: a subscriber delivers at least this many messages before
+	// the first of them is acknowledged (emitd commits commands in batches:
+	// a subscriber that waits for each ack caps a batch at one), and acks
+	// given in any order lose nothing. 0: not declared.
+	InFlight int
 	// NativeCheck, optional, reads the messages back with the broker's own
 	// client and asserts the native mapping (subject/routing key, headers,
 	// body). The suite publishes sent to topic before it is called. For
@@ -116,6 +121,7 @@ func Run(t *testing.T, f Factory, feat Features) {
 	t.Run("ConsumerGroups", s.consumerGroups)
 	t.Run("Persistence", s.persistence)
 	t.Run("CloseWithoutLoss", s.closeWithoutLoss)
+	t.Run("ManyInFlight", s.manyInFlight)
 	t.Run("NativeMapping", s.nativeMapping)
 }
 
@@ -754,6 +760,72 @@ func (s *suite) closeWithoutLoss(t *testing.T) {
 		}
 	}
 	s.checkDuplicates(t, "after close", counts)
+}
+
+// manyInFlight: InFlight messages arrive before any is acknowledged; they
+// are then acknowledged newest first, and a new subscriber of the group
+// gets none of them again, but the ones published after.
+func (s *suite) manyInFlight(t *testing.T) {
+	if s.feat.InFlight == 0 {
+		t.Skipf("[%s] InFlight not declared", s.name)
+	}
+	topic := s.f.NewTopic(t)
+	pub := s.publisher(t)
+	g := group("inflight")
+	first := s.f.NewSubscriber(t, g)
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			s.closeSubscriber(t, first)
+		}
+	})
+	ch := s.subscribe(t, first, topic)
+	n := s.feat.InFlight
+	envs := Envelopes(topic, n, Slots(4))
+	if err := pub.Publish(topic, toMessages(t, envs)...); err != nil {
+		s.fatalf(t, "publish: %v", err)
+	}
+	var held []*message.Message
+	deadline := time.After(WaitTimeout)
+	for len(held) < n {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				s.fatalf(t, "subscription closed after %d messages", len(held))
+			}
+			held = append(held, m)
+		case <-deadline:
+			s.fatalf(t, "only %d of %d messages delivered before the first ack (within %s): the subscriber waits for acks", len(held), n, WaitTimeout)
+		}
+	}
+	for i := len(held) - 1; i >= 0; i-- {
+		held[i].Ack()
+	}
+	s.closeSubscriber(t, first)
+	closed = true
+
+	later := Envelopes(topic, 3, Slots(1))
+	if err := pub.Publish(topic, toMessages(t, later)...); err != nil {
+		s.fatalf(t, "publish: %v", err)
+	}
+	c := collect(s.subscribe(t, s.subscriber(t, g), topic), true)
+	defer c.halt()
+	if missing := waitFor(ids(later), c); len(missing) > 0 {
+		s.fatalf(t, "%d messages published after the close never arrived", len(missing))
+	}
+	time.Sleep(quietPeriod)
+	_, counts := c.snapshot()
+	again := 0
+	for _, e := range envs {
+		if counts[e.ID] > 0 {
+			again++
+		}
+	}
+	if again > 0 && s.feat.ExactlyOnce {
+		s.errorf(t, "%d acknowledged messages delivered again", again)
+	} else if again > 0 {
+		s.logf(t, "%d acknowledged messages delivered again (an ack still in flight at close; allowed)", again)
+	}
 }
 
 // nativeMapping: the broker's own client sees the native mapping.

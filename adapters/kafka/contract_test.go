@@ -48,6 +48,7 @@ func TestContract(t *testing.T) {
 		Persistent:     true,
 		Redelivery:     true,
 		ExactlyOnce:    false, // at least once: an ack racing a close or rebalance is replayed
+		InFlight:       20,
 		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
 			nativeCheck(t, name, brokers, topic, sent)
 		},

@@ -134,11 +134,12 @@ func deleteStream(t *testing.T, cfg natsjs.Config, topic string) {
 func features(name string, cfg natsjs.Config) contract.Features {
 	return contract.Features{
 		PerKeyOrder:    true,
-		GlobalOrder:    true, // one stream per topic, one subscriber handles one message at a time
+		GlobalOrder:    true, // one stream per topic, delivered in stream order
 		ConsumerGroups: true,
 		Persistent:     true,
 		Redelivery:     true,
 		ExactlyOnce:    false,
+		InFlight:       20,
 		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
 			nativeCheck(t, name, cfg, topic, sent)
 		},

@@ -51,7 +51,8 @@ func TestContract(t *testing.T) {
 			}, contract.Features{
 				PerKeyOrder: fifo,
 				Persistent:  true,
-				Redelivery:  true, // after the 1 s visibility timeout
+				Redelivery:  true, // made visible again at once
+				InFlight:    20,
 				NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
 					c := sdkClient(endpoint)
 					got := nativeReceive(t, c, queueURL(t, c, topic), len(sent))
