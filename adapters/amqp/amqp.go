@@ -205,12 +205,15 @@ type Publisher struct {
 	marshaler marshaler
 	drop      map[string]bool
 
-	mu       sync.Mutex // one channel: confirms are numbered per channel
-	ch       *amqp091.Channel
-	returned map[string]string // message id -> why the broker returned it
-	retMu    sync.Mutex
-	closed   bool
+	mu      sync.Mutex // one channel: confirms are numbered per channel
+	ch      *amqp091.Channel
+	returns chan amqp091.Return
+	closed  bool
 }
+
+// maxChunk bounds the messages published before their confirmations are
+// awaited and their returns read.
+const maxChunk = 1024
 
 var _ message.Publisher = (*Publisher)(nil)
 
@@ -221,7 +224,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{cfg: cfg, conn: conn, marshaler: newMarshaler(), drop: map[string]bool{}, returned: map[string]string{}}
+	p := &Publisher{cfg: cfg, conn: conn, marshaler: newMarshaler(), drop: map[string]bool{}}
 	for _, t := range cfg.DropUnroutable {
 		p.drop[t] = true
 	}
@@ -247,16 +250,12 @@ func (p *Publisher) channel() (*amqp091.Channel, error) {
 			return nil, fmt.Errorf("amqp: confirms: %w", err)
 		}
 	}
-	// Returns must be read as they come, or the connection stalls: they
-	// go into a map that each Publish looks its messages up in.
-	returns := ch.NotifyReturn(make(chan amqp091.Return, 64))
-	go func() {
-		for r := range returns {
-			p.retMu.Lock()
-			p.returned[r.MessageId] = fmt.Sprintf("%d %s", r.ReplyCode, r.ReplyText)
-			p.retMu.Unlock()
-		}
-	}()
+	// The broker sends a message's return before its confirmation, and the
+	// client hands both over in that order: once a message is confirmed,
+	// its return (if any) waits in this channel, which Publish drains. Its
+	// buffer holds more returns than one chunk of a Publish can cause, so
+	// the connection never blocks on it.
+	p.returns = ch.NotifyReturn(make(chan amqp091.Return, 2*maxChunk))
 	if err := declareExchange(ch, p.cfg.Exchange); err != nil {
 		ch.Close()
 		return nil, err
@@ -297,8 +296,32 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 			first = err
 		}
 	}
-	confirms := make([]*amqp091.DeferredConfirmation, len(messages))
-	for i, m := range messages {
+	for start := 0; start < len(messages); start += maxChunk {
+		chunk := messages[start:min(start+maxChunk, len(messages))]
+		if !p.publishChunk(ctx, ch, topic, mandatory, chunk, &be, pend) {
+			for _, rest := range messages[start+len(chunk):] {
+				pend(rest, errors.New("amqp: not sent: the channel broke"))
+			}
+			break
+		}
+	}
+	switch {
+	case len(be.Refused) == 0 && len(be.Pending) == 0:
+		return nil
+	case len(be.Refused) == 0 && len(be.Pending) == len(messages):
+		return fmt.Errorf("amqp: publish to %q: %w", topic, first)
+	default:
+		return fmt.Errorf("amqp: publish to %q: %w (first failure: %v)", topic, &be, first)
+	}
+}
+
+// publishChunk publishes msgs, awaits their confirmations and reads their
+// returns; false when the channel broke.
+func (p *Publisher) publishChunk(ctx context.Context, ch *amqp091.Channel, topic string, mandatory bool, msgs []*message.Message,
+	be *publisher.BatchError, pend func(*message.Message, error)) bool {
+	confirms := make([]*amqp091.DeferredConfirmation, len(msgs))
+	ok := true
+	for i, m := range msgs {
 		pub, err := p.marshaler.Marshal(m)
 		if err != nil {
 			be.Refused[m.UUID] = fmt.Errorf("amqp: marshal %s: %w", m.UUID, err)
@@ -308,12 +331,13 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, topic, mandatory, false, pub)
 		if err != nil {
 			// The channel broke: this and everything after it wait.
-			for _, rest := range messages[i:] {
+			for _, rest := range msgs[i:] {
 				if be.Refused[rest.UUID] == nil {
 					pend(rest, fmt.Errorf("amqp: publish: %w", err))
 				}
 			}
 			p.ch = nil
+			ok = false
 			break
 		}
 		confirms[i] = dc
@@ -322,34 +346,29 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 		if dc == nil {
 			continue
 		}
-		ok, err := dc.WaitContext(ctx)
+		acked, err := dc.WaitContext(ctx)
 		switch {
 		case err != nil:
-			pend(messages[i], fmt.Errorf("amqp: no confirmation: %w", err))
-		case !ok:
-			pend(messages[i], errors.New("amqp: the broker refused the message (nack)"))
+			pend(msgs[i], fmt.Errorf("amqp: no confirmation: %w", err))
+		case !acked:
+			pend(msgs[i], errors.New("amqp: the broker refused the message (nack)"))
 		}
 	}
-	// A returned message's return comes before its confirmation: all of
-	// this batch's returns are in by now.
-	p.retMu.Lock()
-	for _, m := range messages {
-		if why, ok := p.returned[m.UUID]; ok {
-			delete(p.returned, m.UUID)
-			if be.Pending[m.UUID] == nil {
-				pend(m, fmt.Errorf("%w: routing key %q on exchange %q (%s)", ErrUnroutable, topic, p.cfg.Exchange, why))
-			}
+	returned := map[string]string{}
+	for drained := false; !drained; {
+		select {
+		case r := <-p.returns:
+			returned[r.MessageId] = fmt.Sprintf("%d %s", r.ReplyCode, r.ReplyText)
+		default:
+			drained = true
 		}
 	}
-	p.retMu.Unlock()
-	switch {
-	case len(be.Refused) == 0 && len(be.Pending) == 0:
-		return nil
-	case len(be.Refused) == 0 && len(be.Pending) == len(messages):
-		return fmt.Errorf("amqp: publish to %q: %w", topic, first)
-	default:
-		return fmt.Errorf("amqp: publish to %q: %w (first failure: %v)", topic, &be, first)
+	for _, m := range msgs {
+		if why, isReturned := returned[m.UUID]; isReturned && be.Pending[m.UUID] == nil {
+			pend(m, fmt.Errorf("%w: routing key %q on exchange %q (%s)", ErrUnroutable, topic, p.cfg.Exchange, why))
+		}
 	}
+	return ok
 }
 
 // Close closes the channel and the connection.
