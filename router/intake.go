@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/emitd/emitd/publisher"
 )
 
 // Intake is the commands subscriber as the router sees it. It hands every
@@ -34,6 +36,7 @@ type Intake struct {
 	slots    chan struct{} // one per message in flight
 	once     sync.Once
 	inflight sync.WaitGroup
+	held     map[*message.Message]func() // in flight, with their in-progress signal; under mu
 }
 
 func (in *Intake) init() {
@@ -41,6 +44,8 @@ func (in *Intake) init() {
 		in.Pipeline.start()
 		in.stop = make(chan struct{})
 		in.slots = make(chan struct{}, in.Pipeline.MaxInFlight)
+		in.held = map[*message.Message]func(){}
+		in.Pipeline.OnHold = in.touch
 	})
 }
 
@@ -71,7 +76,7 @@ func (in *Intake) Subscribe(ctx context.Context, topic string) (<-chan *message.
 			if !ok {
 				return
 			}
-			if !in.take() {
+			if !in.take(msg) {
 				<-in.slots
 				msg.Nack() // closing: give it back at once, for the next instance
 				continue
@@ -79,7 +84,7 @@ func (in *Intake) Subscribe(ctx context.Context, topic string) (<-chan *message.
 			it := in.Pipeline.admit(msg)
 			msg.SetContext(context.WithValue(msg.Context(), itemKey{}, it))
 			go func() {
-				defer func() { <-in.slots; in.inflight.Done() }()
+				defer func() { in.release(msg); <-in.slots; in.inflight.Done() }()
 				select {
 				case <-msg.Acked():
 				case <-msg.Nacked():
@@ -103,14 +108,38 @@ func (in *Intake) Subscribe(ctx context.Context, topic string) (<-chan *message.
 
 // take counts a message as in flight unless Close has begun; the lock
 // orders every Add before Close's Wait.
-func (in *Intake) take() bool {
+func (in *Intake) take(msg *message.Message) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closing {
 		return false
 	}
 	in.inflight.Add(1)
+	in.held[msg] = publisher.InProgress(msg)
 	return true
+}
+
+func (in *Intake) release(msg *message.Message) {
+	in.mu.Lock()
+	delete(in.held, msg)
+	in.mu.Unlock()
+}
+
+// touch tells the broker of every message in flight that it is still being
+// worked on (the pipeline calls it while it waits for the store), so that
+// nothing is redelivered behind the messages that wait their turn.
+func (in *Intake) touch() {
+	in.mu.Lock()
+	fns := make([]func(), 0, len(in.held))
+	for _, fn := range in.held {
+		if fn != nil {
+			fns = append(fns, fn)
+		}
+	}
+	in.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 // Close stops the intake and the pipeline, waits for the messages in flight,

@@ -59,7 +59,11 @@ type Pipeline struct {
 	// (dead-letter). Nil: every failure is the command's.
 	Ping     func(context.Context) error
 	OnCommit func() // wakes the relays after each commit
-	Stats    *Stats
+	// OnHold is called now and then while the pipeline waits for an
+	// unavailable store, to keep the brokers from redelivering what waits
+	// (the Intake sets it).
+	OnHold func()
+	Stats  *Stats
 	Logger   watermill.LoggerAdapter
 
 	queue    chan *item
@@ -349,10 +353,19 @@ func (p *Pipeline) retryWait(it *item, err error) bool {
 	return p.sleep(wait)
 }
 
+// holdTouch is how often, while the store is away, the brokers are told
+// that the messages waiting are still being worked on: well inside the
+// shortest redelivery deadline emitd accepts (the retry budget's 5 s margin
+// below it).
+const holdTouch = 5 * time.Second
+
 // hold waits while the store is unavailable: loudly once, then quietly,
 // with backoff, until it answers or the daemon stops.
 func (p *Pipeline) hold(err error, n int) {
 	attempt := p.outage.begin(p.Logger, err, n)
+	if p.OnHold != nil && p.outage.touchDue(holdTouch) {
+		p.OnHold()
+	}
 	d := p.Retry.delay(min(attempt, 30))
 	p.sleep(d)
 }
@@ -525,6 +538,18 @@ type outage struct {
 	since    time.Time
 	attempts int
 	waiting  int
+	touched  time.Time
+}
+
+// touchDue says whether the waiting messages are due to be touched.
+func (o *outage) touchDue(every time.Duration) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if time.Since(o.touched) < every {
+		return false
+	}
+	o.touched = time.Now()
+	return true
 }
 
 func (o *outage) begin(logger watermill.LoggerAdapter, err error, n int) int {
@@ -548,5 +573,5 @@ func (o *outage) recovered(logger watermill.LoggerAdapter) {
 	}
 	logger.Info("store available again; commands flow", watermill.LogFields{
 		"outage": time.Since(o.since).Round(time.Millisecond).String(), "attempts": o.attempts})
-	o.since, o.attempts, o.waiting = time.Time{}, 0, 0
+	o.since, o.attempts, o.waiting, o.touched = time.Time{}, 0, 0, time.Time{}
 }

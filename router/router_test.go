@@ -447,6 +447,30 @@ func TestAStoreOutageDeadLettersNothing(t *testing.T) {
 	}
 }
 
+// While the store is away, the messages waiting are reported in progress
+// to their broker, so that none is redelivered behind the ones that wait.
+func TestAnOutageKeepsTheBrokerWaiting(t *testing.T) {
+	h := start(t, options{})
+	h.counts.setDown(true)
+	var touched atomic.Int64
+	var msgs []*message.Message
+	for i := range 3 {
+		m := createOne(6, i)
+		m.SetContext(publisher.WithInProgress(context.Background(), func() { touched.Add(1) }))
+		msgs = append(msgs, m)
+	}
+	h.q.send(msgs...)
+	deadline := time.Now().Add(wait)
+	for touched.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d in-progress signals during the outage, want one per waiting message", touched.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.counts.setDown(false)
+	h.outcomes(t, 3)
+}
+
 // A panic while deciding dead-letters that command alone, naming where.
 func TestAPanicDeadLettersOnlyItsCommand(t *testing.T) {
 	var calls atomic.Int64

@@ -642,10 +642,12 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 				}
 				continue
 			}
-			msg.SetContext(ctx)
 			if s.group != "" {
+				msg.SetContext(publisher.WithInProgress(ctx, func() { _ = jm.InProgress() }))
 				s.open.Add(1)
 				go s.settle(jm, msg, window)
+			} else {
+				msg.SetContext(ctx)
 			}
 			select {
 			case out <- msg:

@@ -361,3 +361,57 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+// A message reported in progress is not redelivered while it is worked on,
+// however long past the ack wait; once that stops, it is.
+func TestInProgressHoldsRedeliveryOff(t *testing.T) {
+	stop, url := startEmbedded(t, t.TempDir())
+	defer stop()
+	cfg := testConfig(url)
+	cfg.AckWait = time.Second
+	topic := "inprogress"
+	if err := natsjs.EnsureStreams(context.Background(), cfg, []string{topic}); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := natsjs.NewPublisher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := natsjs.NewSubscriber(cfg, "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := message.NewMessage(uuid.NewString(), []byte(`{}`))
+	if err := pub.Publish(topic, sent); err != nil {
+		t.Fatal(err)
+	}
+	got := <-ch
+	touch := publisher.InProgress(got)
+	if touch == nil {
+		t.Fatal("a group subscriber's message carries no in-progress signal")
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		touch()
+		select {
+		case again := <-ch:
+			t.Fatalf("redelivered %s while in progress", again.UUID)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	select { // no longer touched: the ack wait runs out, it comes back
+	case again := <-ch:
+		if again.UUID != sent.UUID {
+			t.Fatalf("got %s", again.UUID)
+		}
+		again.Ack()
+	case <-time.After(10 * time.Second):
+		t.Fatal("not redelivered once no longer in progress")
+	}
+	got.Ack()
+}

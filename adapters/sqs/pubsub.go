@@ -428,9 +428,10 @@ func (s *Subscriber) receive(ctx context.Context, url string, window chan struct
 				// with the body alone rather than redelivered for ever.
 				msg = message.NewMessage(aws.ToString(m.MessageId), []byte(aws.ToString(m.Body)))
 			}
-			msg.SetContext(ctx)
+			receipt := m.ReceiptHandle
+			msg.SetContext(publisher.WithInProgress(ctx, func() { s.extend(url, receipt) }))
 			s.open.Add(1)
-			go s.settle(url, m.ReceiptHandle, msg, window, del)
+			go s.settle(url, receipt, msg, window, del)
 			select {
 			case out <- msg:
 			case <-ctx.Done():
@@ -478,6 +479,20 @@ func (s *Subscriber) release(url string, receipt *string) {
 		s.q.cfg.logger().Info("sqs: cannot make a message visible again; it comes back after its visibility timeout",
 			watermill.LogFields{"queue": url, "error": err.Error()})
 	}
+}
+
+// extend hides a message that is still being worked on for another
+// visibility timeout (the queue's, as configured; SQS's 30 s default).
+func (s *Subscriber) extend(url string, receipt *string) {
+	v := s.q.cfg.VisibilityTimeout
+	if v <= 0 {
+		v = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = s.q.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(url), ReceiptHandle: receipt, VisibilityTimeout: int32(v / time.Second),
+	})
 }
 
 // Close stops receiving, gives back what was received and not acked, sends

@@ -479,3 +479,35 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+// A message reported in progress stays hidden past its visibility timeout
+// while it is worked on; once that stops, it comes back.
+func TestInProgressExtendsVisibility(t *testing.T) {
+	endpoint := awstest.StartFauxqs(t)
+	pub, sub := newPubSub(t, config(endpoint)) // visibility 1s
+	const queue = "inprogress"
+	msg := envelopeMsg(t, "s", 0)
+	if err := pub.Publish(queue, msg); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := sub.Subscribe(context.Background(), queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := receiveN(t, ch, 1, false)[0]
+	touch := publisher.InProgress(got)
+	if touch == nil {
+		t.Fatal("an SQS message carries no in-progress signal")
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		touch()
+		select {
+		case again := <-ch:
+			t.Fatalf("redelivered %s while in progress", again.UUID)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	again := receiveN(t, ch, 1, true)[0] // no longer touched: visible again
+	assertSame(t, again, msg)
+	got.Ack()
+}
