@@ -64,7 +64,7 @@ type Pipeline struct {
 	// (the Intake sets it).
 	OnHold func()
 	Stats  *Stats
-	Logger   watermill.LoggerAdapter
+	Logger watermill.LoggerAdapter
 
 	queue    chan *item
 	stopping chan struct{}
