@@ -158,8 +158,8 @@ func waitStream(t *testing.T, url, topic string, n int) {
 }
 
 // readAll reads topic from its beginning until enough, called with each
-// message in turn, says so.
-func readAll(t *testing.T, url, topic string, enough func(*message.Message) bool) []*message.Message {
+// message in turn, says so, or until it has read upTo messages.
+func readAll(t *testing.T, url, topic string, enough func(*message.Message) bool, upTo ...int) []*message.Message {
 	t.Helper()
 	sub, err := natsjs.NewSubscriber(natsjs.Config{URL: url, DeliverAll: true}, "")
 	if err != nil {
@@ -181,7 +181,7 @@ func readAll(t *testing.T, url, topic string, enough func(*message.Message) bool
 			}
 			got = append(got, m)
 			m.Ack()
-			if enough(m) {
+			if enough(m) || (len(upTo) > 0 && len(got) >= upTo[0]) {
 				return got
 			}
 		case <-ctx.Done():
