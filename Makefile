@@ -35,7 +35,7 @@ lint: ## gofmt, go vet, and go.mod/go.sum exactly as go mod tidy leaves them
 # one target at a time, hence the loop. A failing input is saved under the
 # package's testdata/fuzz/<Target>/ and replayed by every later go test.
 FUZZTIME     ?= 5s
-FUZZ_TARGETS ?= ./domain:FuzzParseCommand
+FUZZ_TARGETS ?= ./domain:FuzzParseCommand ./router:FuzzDeadLetterRoundTrip
 fuzz: ## run every fuzz target for FUZZTIME each (default 5s)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -132,13 +132,7 @@ func (r *Replayer) prepare(d DeadLetter) (*message.Message, message.Publisher, s
 	if d.Origin == "" {
 		return nil, nil, "no original topic or bus recorded"
 	}
-	// A new message id: brokers that drop repeated ids (JetStream) must not
-	// swallow the replay; the command id and event id inside stay the same.
-	msg := message.NewMessage(watermill.NewUUID(), d.Payload)
-	for k, v := range d.Metadata {
-		msg.Metadata.Set(k, v)
-	}
-	msg.Metadata.Set(DLQReplays, strconv.Itoa(d.Replays+1))
+	msg := ReplayMessage(d)
 	switch d.Kind {
 	case KindCommand:
 		if d.Origin != r.CommandTopic {
@@ -172,6 +166,20 @@ func (r *Replayer) prepare(d DeadLetter) (*message.Message, message.Publisher, s
 	default:
 		return nil, nil, fmt.Sprintf("unknown kind %q", d.Kind)
 	}
+}
+
+// ReplayMessage is the message a replay of d publishes: the original
+// payload and metadata (the poison context is not in d.Metadata), with the
+// replay count raised. Its id is new: brokers that drop repeated ids
+// (JetStream) must not swallow the replay; the command id and event id
+// inside stay the same (an event's replay takes its event id back).
+func ReplayMessage(d DeadLetter) *message.Message {
+	msg := message.NewMessage(watermill.NewUUID(), d.Payload)
+	for k, v := range d.Metadata {
+		msg.Metadata.Set(k, v)
+	}
+	msg.Metadata.Set(DLQReplays, strconv.Itoa(d.Replays+1))
+	return msg
 }
 
 func short(s string) string {

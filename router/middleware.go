@@ -126,9 +126,15 @@ func (pq *PoisonQueue) deadLetter(msg *message.Message, dl *DeadLetterError) (st
 	return "store", nil
 }
 
-// message is the dead letter: the original payload and metadata, plus the
-// poison context.
+// message is the dead letter of msg.
 func (pq *PoisonQueue) message(msg *message.Message, dl *DeadLetterError) *message.Message {
+	return DeadLetterMessage(msg, dl, pq.Instance)
+}
+
+// DeadLetterMessage is the dead letter of msg: the original payload and
+// metadata, byte for byte, plus the poison context (reason, class, topic,
+// handler, attempts, failure times, instance, payload digest, replays).
+func DeadLetterMessage(msg *message.Message, dl *DeadLetterError, instance string) *message.Message {
 	id := msg.UUID
 	if id == "" { // e.g. a plain NATS client's message: give each dead letter its own id
 		id = watermill.NewUUID()
@@ -152,7 +158,7 @@ func (pq *PoisonQueue) message(msg *message.Message, dl *DeadLetterError) *messa
 	m.Metadata.Set(publisher.DLQAttempts, strconv.Itoa(attempts))
 	m.Metadata.Set(publisher.DLQFirstFailure, first.UTC().Format(time.RFC3339Nano))
 	m.Metadata.Set(publisher.DLQLastFailure, last.UTC().Format(time.RFC3339Nano))
-	m.Metadata.Set(publisher.DLQInstance, pq.Instance)
+	m.Metadata.Set(publisher.DLQInstance, instance)
 	m.Metadata.Set(publisher.DLQDigest, publisher.Digest(msg.Payload))
 	if m.Metadata.Get(publisher.DLQReplays) == "" {
 		m.Metadata.Set(publisher.DLQReplays, "0")

@@ -89,10 +89,59 @@ func EncodeAttributes(uuid string, md message.Metadata) map[string]string {
 		attrs[k] = md[k]
 	}
 	if len(packed) > 0 {
-		b, _ := json.Marshal(packed) // a map of strings always encodes
-		attrs[PackedAttribute] = string(b)
+		attrs[PackedAttribute] = pack(packed)
 	}
 	return attrs
+}
+
+// bytesPrefix starts a packed attribute that carries its entries as raw
+// bytes: JSON would turn bytes that are not UTF-8 (a Kafka or NATS header,
+// an SQS binary attribute) into U+FFFD, and a dead letter must keep its
+// metadata exactly. A JSON object never starts so.
+const bytesPrefix = "bytes:"
+
+// pack encodes the entries that do not travel as attributes of their own:
+// a JSON object of strings, or, when a key or value is not valid UTF-8, a
+// JSON list of [key, value] byte pairs (base64 in JSON) after bytesPrefix.
+func pack(packed map[string]string) string {
+	for k, v := range packed {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			keys := make([]string, 0, len(packed))
+			for k := range packed {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			pairs := make([][2][]byte, 0, len(packed))
+			for _, k := range keys {
+				pairs = append(pairs, [2][]byte{[]byte(k), []byte(packed[k])})
+			}
+			b, _ := json.Marshal(pairs) // byte slices always encode
+			return bytesPrefix + string(b)
+		}
+	}
+	b, _ := json.Marshal(packed) // a map of valid strings always encodes
+	return string(b)
+}
+
+func unpack(v string, md message.Metadata) error {
+	if raw, ok := strings.CutPrefix(v, bytesPrefix); ok {
+		var pairs [][2][]byte
+		if err := json.Unmarshal([]byte(raw), &pairs); err != nil {
+			return err
+		}
+		for _, p := range pairs {
+			md[string(p[0])] = string(p[1])
+		}
+		return nil
+	}
+	var packed map[string]string
+	if err := json.Unmarshal([]byte(v), &packed); err != nil {
+		return err
+	}
+	for pk, pv := range packed {
+		md[pk] = pv
+	}
+	return nil
 }
 
 // DecodeAttributes is the inverse of EncodeAttributes: it returns the UUID
@@ -104,12 +153,8 @@ func DecodeAttributes(attrs map[string]string) (uuid string, md message.Metadata
 		case UUIDAttribute:
 			uuid = v
 		case PackedAttribute:
-			var packed map[string]string
-			if err := json.Unmarshal([]byte(v), &packed); err != nil {
+			if err := unpack(v, md); err != nil {
 				return "", nil, fmt.Errorf("attribute %s: %w", PackedAttribute, err)
-			}
-			for pk, pv := range packed {
-				md[pk] = pv
 			}
 		default:
 			md[k] = v

@@ -76,3 +76,22 @@ func TestAttributesRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// Metadata that is not valid UTF-8 (a Kafka or NATS header, an SQS binary
+// attribute) cannot travel as an attribute of its own, nor inside JSON:
+// it is packed as bytes and comes back exactly.
+func TestAttributesKeepBytesThatAreNotUTF8(t *testing.T) {
+	md := message.Metadata{"correlation_id": "\x96", "raw\xff": "v", "ok": "fine"}
+	uuid, got, err := sqs.DecodeAttributes(sqs.EncodeAttributes("u-1", md))
+	if err != nil || uuid != "u-1" {
+		t.Fatalf("decode: %q, %v", uuid, err)
+	}
+	if len(got) != len(md) {
+		t.Fatalf("got %q, want %q", got, md)
+	}
+	for k, v := range md {
+		if got[k] != v {
+			t.Errorf("%q = %q, want %q", k, got[k], v)
+		}
+	}
+}

@@ -20,7 +20,16 @@ func TestTour(t *testing.T) {
 	if code != 0 || len(strings.Fields(out)) != 1 {
 		t.Fatalf("send CreateSlots: code %d, out %q, err %q", code, out, errOut)
 	}
-	slot, _, code := run(t, "", "tail", "--config", cfg, "--bus", "reservation", "--from-beginning", "-n", "1", "--timeout", "30s", "--field", "data.slotId")
+	// tail says nothing on stderr when all is well: no ERROR line at exit
+	// (it once logged a failed ack of what it had read).
+	quiet := func(what, stderr string) {
+		t.Helper()
+		if strings.Contains(stderr, "level=ERROR") {
+			t.Errorf("%s logged an error:\n%s", what, stderr)
+		}
+	}
+	slot, tailErr, code := run(t, "", "tail", "--config", cfg, "--bus", "reservation", "--from-beginning", "-n", "1", "--timeout", "30s", "--field", "data.slotId")
+	quiet("tail --field", tailErr)
 	slot = strings.TrimSpace(slot)
 	if code != 0 || len(slot) != 36 {
 		t.Fatalf("tail --field data.slotId: code %d, %q", code, slot)
@@ -33,17 +42,20 @@ func TestTour(t *testing.T) {
 		t.Fatalf("send CheckOut: %d %s", code, errOut)
 	}
 
-	dom, _, code := run(t, "", "tail", "--config", cfg, "--bus", "reservation", "--from-beginning", "-n", "3", "--timeout", "30s")
+	dom, tailErr, code := run(t, "", "tail", "--config", cfg, "--bus", "reservation", "--from-beginning", "-n", "3", "--timeout", "30s")
+	quiet("tail --bus reservation", tailErr)
 	envs := jsonLines[map[string]string](t, dom)
 	if code != 0 || len(envs) != 3 || envs[2]["DetailType"] != "Reserved" || envs[2]["EventBusName"] != "reservation" {
 		t.Fatalf("domain bus: code %d\n%s", code, dom)
 	}
-	ana, _, code := run(t, "", "tail", "--config", cfg, "--bus", "analytics", "--from-beginning", "-n", "3", "--timeout", "30s")
+	ana, tailErr, code := run(t, "", "tail", "--config", cfg, "--bus", "analytics", "--from-beginning", "-n", "3", "--timeout", "30s")
+	quiet("tail --bus analytics", tailErr)
 	aenvs := jsonLines[map[string]string](t, ana)
 	if code != 0 || len(aenvs) != 3 || aenvs[2]["DetailType"] != "Reserved" || strings.Contains(aenvs[2]["Detail"], "slotStatus") {
 		t.Fatalf("analytics bus: code %d\n%s", code, ana)
 	}
-	res, _, code := run(t, "", "tail", "--config", cfg, "--results", "--from-beginning", "-n", "3", "--timeout", "30s")
+	res, tailErr, code := run(t, "", "tail", "--config", cfg, "--results", "--from-beginning", "-n", "3", "--timeout", "30s")
+	quiet("tail --results", tailErr)
 	outs := jsonLines[map[string]any](t, res)
 	if code != 0 || len(outs) != 3 || outs[2]["status"] != "rejected" ||
 		outs[2]["reason"] != "Slot is not in the correct status to be updated to 'CHECKED_OUT' status, it was in 'RESERVED' state!" {
