@@ -26,19 +26,31 @@ func badMessages(n, near, hugeEvery, maxBytes int) []*message.Message {
 	nested := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
 	small := []func() []byte{
 		func() []byte { return []byte("not json " + uuid.NewString()) },
-		func() []byte { return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":{"date":"2030-01-0`) }, // truncated
-		func() []byte { return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":{"count":"ten"}}`) },   // wrong type
-		func() []byte { return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + "\xff\xfe" + `"}`) },             // invalid UTF-8
-		func() []byte { return []byte(`{"type":"CreateSlots","data":{"hostName":"` + "\xc3\x28" + `"}}`) },                 // invalid UTF-8, no id
-		func() []byte { return nil },                                                                                       // empty
-		func() []byte { return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","version":0}`) },              // version 0
-		func() []byte { return []byte(`[1,2,3]`) },                                                                         // not an object
+		func() []byte {
+			return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":{"date":"2030-01-0`)
+		}, // truncated
+		func() []byte {
+			return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":{"count":"ten"}}`)
+		}, // wrong type
+		func() []byte { return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + "\xff\xfe" + `"}`) }, // invalid UTF-8
+		func() []byte { return []byte(`{"type":"CreateSlots","data":{"hostName":"` + "\xc3\x28" + `"}}`) },     // invalid UTF-8, no id
+		func() []byte { return nil }, // empty
+		func() []byte { return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","version":0}`) }, // version 0
+		func() []byte { return []byte(`[1,2,3]`) },                                                            // not an object
 	}
 	huge := []func() []byte{
-		func() []byte { return []byte(`{"type":"` + strings.Repeat("T", 100000) + `","id":"` + uuid.NewString() + `"}`) },
-		func() []byte { return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":` + nested + `}`) },
-		func() []byte { return []byte(`{"type":"CloseSlots","id":"` + uuid.NewString() + `","` + strings.Repeat("k", 200000) + `":1}`) },
-		func() []byte { return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":{"date":"` + strings.Repeat("9", 150000) + `"}}`) },
+		func() []byte {
+			return []byte(`{"type":"` + strings.Repeat("T", 100000) + `","id":"` + uuid.NewString() + `"}`)
+		},
+		func() []byte {
+			return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":` + nested + `}`)
+		},
+		func() []byte {
+			return []byte(`{"type":"CloseSlots","id":"` + uuid.NewString() + `","` + strings.Repeat("k", 200000) + `":1}`)
+		},
+		func() []byte {
+			return []byte(`{"type":"CreateSlots","id":"` + uuid.NewString() + `","data":{"date":"` + strings.Repeat("9", 150000) + `"}}`)
+		},
 	}
 	var out []*message.Message
 	for i := range n {
