@@ -57,9 +57,20 @@ type EventsConfig struct {
 	Allow map[string][]string `yaml:"allow"`
 }
 
-// StoreConfig chooses the state store. sqlite keeps one file under dataDir.
+// StoreConfig chooses the state store: sqlite keeps one file under
+// dataDir, for one instance; postgres is shared by several instances.
 type StoreConfig struct {
 	Driver string `yaml:"driver"`
+	// URL (postgres) is a libpq URL or key=value string, e.g.
+	// postgres://emitd@db:5432/emitd?sslmode=verify-full. Empty: the
+	// environment's EMITD_STORE_URL. The password never appears in logs,
+	// errors or `emitd config show`.
+	URL string `yaml:"url"`
+	// Retention is how long processed command ids and purged dead letters
+	// are kept. It must be longer than the commands broker's redelivery
+	// deadline and duplicate window: a command redelivered after its id was
+	// pruned would be processed again. Default 168h.
+	Retention time.Duration `yaml:"retention"`
 	// Synchronous (sqlite): "full" (default) syncs every commit to disk, so
 	// that a command acknowledged to its broker survives a power loss;
 	// "normal" is faster, and a power loss can roll back the last commits,

@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,10 +21,16 @@ func (c *Config) applyDefaults() {
 		c.Commands.Group = "emitd"
 	}
 	if c.Store.Driver == "" {
-		c.Store.Driver = "sqlite"
+		c.Store.Driver = StoreSQLite
 	}
-	if c.Store.Synchronous == "" && c.Store.Driver == "sqlite" {
+	if c.Store.Synchronous == "" && c.Store.Driver == StoreSQLite {
 		c.Store.Synchronous = "full"
+	}
+	if c.Store.URL == "" && c.Store.Driver == StorePostgres {
+		c.Store.URL = os.Getenv(StoreURLEnv)
+	}
+	if c.Store.Retention == 0 {
+		c.Store.Retention = DefaultRetention
 	}
 	if c.Commands.MaxBytes == 0 {
 		c.Commands.MaxBytes = DefaultMaxCommandBytes
@@ -76,6 +83,57 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// Store drivers, the environment variable store.url falls back to, and
+// the default retention.
+const (
+	StoreSQLite      = "sqlite"
+	StorePostgres    = "postgres"
+	StoreURLEnv      = "EMITD_STORE_URL"
+	DefaultRetention = 168 * time.Hour
+)
+
+// duplicateWindow is how long the commands broker itself drops a command
+// sent again (0: it does not).
+func (c *Config) duplicateWindow() (time.Duration, string) {
+	switch c.Commands.Broker {
+	case BrokerEmbedded, BrokerNATS:
+		return 2 * time.Minute, "JetStream's duplicate window"
+	case BrokerSQS:
+		return 5 * time.Minute, "the SQS FIFO deduplication interval"
+	}
+	return 0, ""
+}
+
+func (c *Config) validateStore(add func(string, string, ...any)) {
+	st := c.Store
+	switch st.Driver {
+	case StoreSQLite:
+		if st.Synchronous != "full" && st.Synchronous != "normal" {
+			add("store.synchronous", "must be one of full, normal, got %q", st.Synchronous)
+		}
+		if st.URL != "" {
+			add("store.url", "only applies to store.driver postgres (sqlite keeps dataDir/emitd.db)")
+		}
+	case StorePostgres:
+		if st.Synchronous != "" {
+			add("store.synchronous", "only applies to store.driver sqlite (PostgreSQL's own synchronous_commit applies)")
+		}
+		if st.URL == "" {
+			add("store.url", "required for store.driver postgres (or set %s), e.g. postgres://emitd@db:5432/emitd?sslmode=verify-full; emitd does not fall back to libpq's defaults", StoreURLEnv)
+		} else if err := checkPostgresURL(st.URL); err != nil {
+			add("store.url", "%v", err)
+		}
+	}
+	if st.Retention < time.Hour {
+		add("store.retention", "must be at least 1h, got %s", st.Retention)
+	}
+	for _, w := range []func() (time.Duration, string){c.redeliveryDeadline, c.duplicateWindow} {
+		if d, what := w(); d > 0 && st.Retention <= d {
+			add("store.retention", "%s must be longer than %s (%s): a command redelivered after its id was pruned would be processed again", st.Retention, what, d)
+		}
+	}
+}
+
 // DefaultMaxCommandBytes is commands.maxBytes when it is not set.
 const DefaultMaxCommandBytes = 256 << 10
 
@@ -86,9 +144,9 @@ const DefaultEmbeddedPort = 4233
 var (
 	commandBrokers = []string{BrokerEmbedded, BrokerNATS, BrokerKafka, BrokerSQS, BrokerAMQP}
 	eventBrokers   = []string{BrokerEmbedded, BrokerNATS, BrokerKafka, BrokerSQS, BrokerSNS, BrokerEventBridge, BrokerAMQP}
-	// Only SQLite for now: a driver the daemon cannot open must be refused
-	// here, not silently replaced by another store.
-	storeDrivers = []string{"sqlite"}
+	// A driver the daemon cannot open is refused here, not silently
+	// replaced by another store.
+	storeDrivers = []string{StoreSQLite, StorePostgres}
 )
 
 // Validate returns every problem at once, each prefixed with its field path.
@@ -127,11 +185,7 @@ func (c *Config) Validate() Problems {
 	}
 
 	oneOf("store.driver", c.Store.Driver, storeDrivers)
-	if c.Store.Driver == "sqlite" {
-		oneOf("store.synchronous", c.Store.Synchronous, []string{"full", "normal"})
-	} else if c.Store.Synchronous != "" {
-		add("store.synchronous", "only applies to store.driver sqlite")
-	}
+	c.validateStore(add)
 	if m := c.Commands.MaxBytes; m < 1 || m > 64<<20 {
 		add("commands.maxBytes", "must be between 1 and 67108864 (64 MiB), got %d", m)
 	}

@@ -329,3 +329,14 @@ func TestFullJourney(t *testing.T) {
 		}
 	}
 }
+
+func TestSlotWritesFoldOneBatchPerSlot(t *testing.T) {
+	a1 := Slot{SlotID: "a", Version: 1, Status: StatusOpen}
+	a2 := Slot{SlotID: "a", Version: 2, Status: StatusReserved}
+	b5 := Slot{SlotID: "b", Version: 5, Status: StatusCheckedIn}
+	a3 := Slot{SlotID: "a", Version: 3, Status: StatusCheckedIn}
+	got := SlotWrites([]Commit{{Slots: []Slot{a1}}, {Slots: []Slot{a2, b5}}, {Slots: []Slot{a3}}})
+	if len(got) != 2 || got[0].Slot != a3 || got[0].From != 0 || got[1].Slot != b5 || got[1].From != 4 {
+		t.Fatalf("SlotWrites = %+v; want a new at version 3, then b from 4 to 5", got)
+	}
+}

@@ -118,3 +118,31 @@ func (c Command) TargetSlot() string {
 	}
 	return ""
 }
+
+// SlotWrite is what a batch writes of one slot: its final state, and the
+// version the store must hold for it (0: the slot is new).
+type SlotWrite struct {
+	Slot Slot
+	From int
+}
+
+// SlotWrites folds the slot changes of a batch into one write per slot, in
+// the order each slot was first changed: a slot reserved and then checked
+// in within one batch is written once, at its last state, from the version
+// the store held before the batch. A store writes an UPDATE ... WHERE
+// version = From for each, so that a change underneath is a conflict.
+func SlotWrites(commits []Commit) []SlotWrite {
+	var out []SlotWrite
+	at := map[string]int{}
+	for _, c := range commits {
+		for _, s := range c.Slots {
+			if i, ok := at[s.SlotID]; ok {
+				out[i].Slot = s
+				continue
+			}
+			at[s.SlotID] = len(out)
+			out = append(out, SlotWrite{Slot: s, From: s.Version - 1})
+		}
+	}
+	return out
+}

@@ -54,27 +54,34 @@ const (
 // payload and metadata are the original message's, byte for byte; the
 // poison context sits beside them.
 type DeadLetter struct {
-	ID       string            `json:"id"`
-	Kind     string            `json:"kind"`
-	Origin   string            `json:"origin"` // the topic a command came from, or the bus an event was meant for
-	Reason   string            `json:"reason"`
-	Class    string            `json:"errorClass"`
-	Attempts int               `json:"attempts"`
-	Replays  int               `json:"replays"`
-	First    time.Time         `json:"firstFailure"`
-	Last     time.Time         `json:"lastFailure"`
-	Digest   string            `json:"payloadSha256"`
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"`
+	Origin   string    `json:"origin"` // the topic a command came from, or the bus an event was meant for
+	Reason   string    `json:"reason"`
+	Class    string    `json:"errorClass"`
+	Attempts int       `json:"attempts"`
+	Replays  int       `json:"replays"`
+	First    time.Time `json:"firstFailure"`
+	Last     time.Time `json:"lastFailure"`
+	Digest   string    `json:"payloadSha256"`
+	// Purged is when an operator purged it, or a replay took it back (zero:
+	// it is listed). A purged dead letter is kept, out of the listings,
+	// until store.retention has passed.
+	Purged   time.Time         `json:"purgedAt,omitzero"`
 	Payload  []byte            `json:"-"`
 	Metadata map[string]string `json:"-"` // original metadata, poison context removed
 }
 
-// DeadLetterFilter selects dead letters; zero fields select everything.
+// DeadLetterFilter selects dead letters; zero fields select everything
+// that is not purged.
 type DeadLetterFilter struct {
 	IDs    []string
 	Kind   string
 	Reason string // substring of the reason
 	Since  time.Time
 	Limit  int
+	// Purged selects the purged dead letters (and only them) instead.
+	Purged bool
 }
 
 // Matches reports whether d passes the filter (IDs and Limit aside, which
@@ -107,12 +114,28 @@ func (d DeadLetter) Key() DeadLetterKey { return DeadLetterKey{ID: d.ID, Digest:
 // DeadLetterStore keeps the dead letters that operations work on.
 type DeadLetterStore interface {
 	// AddDeadLetters stores dead letters; one whose key is stored already
-	// is left as it is (the same message dead-lettered twice is kept once).
+	// is left as it is (the same message dead-lettered twice is kept once),
+	// unless it was purged: dead-lettered again, it comes back as given.
 	AddDeadLetters(ctx context.Context, dls []DeadLetter) error
 	// DeadLetters lists dead letters matching f, oldest first.
 	DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error)
-	// DeleteDeadLetters removes dead letters by key and says how many went.
+	// DeleteDeadLetters purges dead letters by key (they leave every
+	// listing) and says how many went.
 	DeleteDeadLetters(ctx context.Context, keys []DeadLetterKey) (int, error)
+}
+
+// Pruned counts what a store's retention removed.
+type Pruned struct {
+	Records     int // processed-command records
+	DeadLetters int // purged dead letters
+}
+
+// Leaser hands a role (the relay of an outbox, the schedule) to one
+// instance at a time.
+type Leaser interface {
+	// Lease waits until this instance holds the named lease, or ctx ends.
+	// held ends when the lease is lost; release lets it go.
+	Lease(ctx context.Context, name string) (held context.Context, release func(), err error)
 }
 
 // CommandDeadLetter turns a message from the command poison queue into a

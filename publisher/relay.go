@@ -206,12 +206,51 @@ func (r *Relay) DeadLettered() int64 { return r.deadLettered.Load() }
 
 // Run relays until ctx ends, then flushes what is left for up to flushTimeout.
 func (r *Relay) Run(ctx context.Context, flushTimeout time.Duration) error {
+	r.loop(ctx)
+	return r.flush(flushTimeout)
+}
+
+// RunLeased relays while this instance holds the lease name, so that one
+// instance at a time relays an outbox, in commit order. When it loses the
+// lease (its store connection broke) it stops at once and waits to take
+// the lease again; another instance has taken over meanwhile. When ctx
+// ends it flushes, still holding the lease, then lets it go.
+func (r *Relay) RunLeased(ctx context.Context, l Leaser, name string, flushTimeout time.Duration) error {
+	for {
+		held, release, err := l.Lease(ctx, name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.Logger.Error("relay "+r.Name+": cannot take the lease; trying again", err, nil)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(r.MaxBackoff):
+			}
+			continue
+		}
+		r.Logger.Info("relay "+r.Name+": this instance relays", watermill.LogFields{"lease": name})
+		r.loop(held)
+		if ctx.Err() != nil {
+			err := r.flush(flushTimeout)
+			release()
+			return err
+		}
+		release()
+		r.Logger.Error("relay "+r.Name+": lost the lease; another instance relays until this one takes it again", held.Err(),
+			watermill.LogFields{"lease": name})
+	}
+}
+
+// loop relays until ctx ends.
+func (r *Relay) loop(ctx context.Context) {
 	backoff := time.Duration(0)
 	for {
 		pending, err := r.drain(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return r.flush(flushTimeout)
+			return
 		case err != nil || pending:
 			backoff = nextBackoff(backoff, r.MaxBackoff)
 			r.failing(err, backoff)

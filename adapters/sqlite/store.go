@@ -359,7 +359,7 @@ func listSlots(ctx context.Context, q interface {
 func (t *batchTx) Save(ctx context.Context, commits []domain.Commit) error {
 	var records, outcomes, inserts [][]any
 	var replaced []domain.Commit
-	var updates []domain.Slot
+	var updates []domain.SlotWrite
 	var envs [][]any
 	// The pipeline reads the records of a batch before it saves; any it did
 	// not read are read now, so that a replay's record replaces the
@@ -399,16 +399,17 @@ func (t *batchTx) Save(ctx context.Context, commits []domain.Commit) error {
 			recorded[id] = true
 		}
 		outcomes = append(outcomes, []any{newMessageID(), c.Outcome.CommandID, c.Outcome.CorrelationID, string(raw), at})
-		for _, sl := range c.Slots {
-			if sl.Version == 1 {
-				inserts = append(inserts, []any{sl.SlotID, sl.HostName, formatTime(sl.TimeSlot.StartTime), formatTime(sl.TimeSlot.EndTime),
-					string(sl.Status), formatTime(sl.CreatedAt), formatTime(sl.UpdatedAt), sl.Version})
-			} else {
-				updates = append(updates, sl)
-			}
-		}
 		for _, e := range c.Envelopes {
 			envs = append(envs, []any{e.ID, e.EventBusName, e.Source, e.DetailType, e.Detail, e.SlotID, e.CorrelationID, string(e.Event), now})
+		}
+	}
+	for _, w := range domain.SlotWrites(commits) {
+		sl := w.Slot
+		if w.From == 0 {
+			inserts = append(inserts, []any{sl.SlotID, sl.HostName, formatTime(sl.TimeSlot.StartTime), formatTime(sl.TimeSlot.EndTime),
+				string(sl.Status), formatTime(sl.CreatedAt), formatTime(sl.UpdatedAt), sl.Version})
+		} else {
+			updates = append(updates, w)
 		}
 	}
 	// A primary key that is taken already (a record, a slot) fails the
@@ -434,17 +435,18 @@ func (t *batchTx) Save(ctx context.Context, commits []domain.Commit) error {
 	if err := t.insert(ctx, "slots("+slotColumns+")", inserts); err != nil {
 		return err
 	}
-	for _, sl := range updates {
+	for _, w := range updates {
 		st, err := t.stmt(ctx, `UPDATE slots SET host_name = ?, status = ?, updated_at = ?, version = ? WHERE slot_id = ? AND version = ?`)
 		if err != nil {
 			return err
 		}
-		res, err := st.ExecContext(ctx, sl.HostName, string(sl.Status), formatTime(sl.UpdatedAt), sl.Version, sl.SlotID, sl.Version-1)
+		sl := w.Slot
+		res, err := st.ExecContext(ctx, sl.HostName, string(sl.Status), formatTime(sl.UpdatedAt), sl.Version, sl.SlotID, w.From)
 		if err != nil {
 			return unavailable(err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("slot %s at version %d: %w", sl.SlotID, sl.Version-1, domain.ErrConflict)
+			return fmt.Errorf("slot %s at version %d: %w", sl.SlotID, w.From, domain.ErrConflict)
 		}
 	}
 	if err := t.insert(ctx, "outbox(event_id, bus, source, detail_type, detail, slot_id, correlation_id, event, created_at)", envs); err != nil {
@@ -622,6 +624,8 @@ func (s *Store) AddDeadLetters(ctx context.Context, dls []publisher.DeadLetter) 
 	return s.inTx(ctx, func(tx *sql.Tx) error { return insertDeadLetters(ctx, tx, dls) })
 }
 
+// insertDeadLetters keeps one dead letter per key: the same message again
+// is left as it is, unless it was purged (it failed anew: it comes back).
 func insertDeadLetters(ctx context.Context, tx *sql.Tx, dls []publisher.DeadLetter) error {
 	for _, d := range dls {
 		md, err := json.Marshal(d.Metadata)
@@ -629,7 +633,10 @@ func insertDeadLetters(ctx context.Context, tx *sql.Tx, dls []publisher.DeadLett
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters(id, digest, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id, digest) DO NOTHING`,
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id, digest) DO UPDATE SET kind = excluded.kind, origin = excluded.origin,
+				metadata = excluded.metadata, reason = excluded.reason, class = excluded.class, attempts = excluded.attempts,
+				replays = excluded.replays, first_failure = excluded.first_failure, last_failure = excluded.last_failure, purged_at = NULL
+			WHERE dead_letters.purged_at IS NOT NULL`,
 			d.ID, d.Digest, d.Kind, d.Origin, d.Payload, string(md), d.Reason, d.Class, d.Attempts, d.Replays,
 			formatTime(d.First), formatTime(d.Last)); err != nil {
 			return unavailable(err)
@@ -640,12 +647,17 @@ func insertDeadLetters(ctx context.Context, tx *sql.Tx, dls []publisher.DeadLett
 
 // DeadLetters implements publisher.DeadLetterStore.
 func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) ([]publisher.DeadLetter, error) {
-	q := `SELECT id, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, digest FROM dead_letters`
+	q := `SELECT id, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, digest, purged_at FROM dead_letters`
+	if f.Purged {
+		q += ` WHERE purged_at IS NOT NULL`
+	} else {
+		q += ` WHERE purged_at IS NULL`
+	}
 	var args []any
 	if len(f.IDs) > 0 {
 		var set string
 		set, args = in(f.IDs)
-		q += ` WHERE id IN ` + set
+		q += ` AND id IN ` + set
 	}
 	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY first_failure, id, digest`, args...)
 	if err != nil {
@@ -656,8 +668,12 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 	for rows.Next() {
 		var d publisher.DeadLetter
 		var md, first, last string
-		if err := rows.Scan(&d.ID, &d.Kind, &d.Origin, &d.Payload, &md, &d.Reason, &d.Class, &d.Attempts, &d.Replays, &first, &last, &d.Digest); err != nil {
+		var purged sql.NullString
+		if err := rows.Scan(&d.ID, &d.Kind, &d.Origin, &d.Payload, &md, &d.Reason, &d.Class, &d.Attempts, &d.Replays, &first, &last, &d.Digest, &purged); err != nil {
 			return nil, err
+		}
+		if purged.Valid {
+			d.Purged, _ = time.Parse(time.RFC3339Nano, purged.String)
 		}
 		if err := json.Unmarshal([]byte(md), &d.Metadata); err != nil {
 			return nil, fmt.Errorf("dead letter %s: metadata: %w", d.ID, err)
@@ -675,12 +691,14 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 	return out, unavailable(rows.Err())
 }
 
-// DeleteDeadLetters implements publisher.DeadLetterStore.
+// DeleteDeadLetters implements publisher.DeadLetterStore: the dead letters
+// leave every listing; they are kept, purged, for store.retention.
 func (s *Store) DeleteDeadLetters(ctx context.Context, keys []publisher.DeadLetterKey) (int, error) {
 	n := 0
+	now := formatTime(time.Now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, k := range keys {
-			res, err := tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE id = ? AND digest = ?`, k.ID, k.Digest)
+			res, err := tx.ExecContext(ctx, `UPDATE dead_letters SET purged_at = ? WHERE id = ? AND digest = ? AND purged_at IS NULL`, now, k.ID, k.Digest)
 			if err != nil {
 				return unavailable(err)
 			}
@@ -695,6 +713,46 @@ func (s *Store) DeleteDeadLetters(ctx context.Context, keys []publisher.DeadLett
 // inTx runs fn in a transaction. It rolls back on any way out but a
 // commit, a panic included: with one connection, a transaction left open
 // would stop the whole store.
+// Prune removes processed-command records and purged dead letters older
+// than before, in slices, so that the writer is never held for long.
+func (s *Store) Prune(ctx context.Context, before time.Time) (publisher.Pruned, error) {
+	var p publisher.Pruned
+	at := formatTime(before)
+	for _, q := range []struct {
+		n   *int
+		sql string
+	}{
+		{&p.Records, `DELETE FROM processed_commands WHERE command_id IN
+			(SELECT command_id FROM processed_commands WHERE processed_at < ? LIMIT 5000)`},
+		{&p.DeadLetters, `DELETE FROM dead_letters WHERE (id, digest) IN
+			(SELECT id, digest FROM dead_letters WHERE purged_at < ? LIMIT 5000)`},
+	} {
+		for {
+			res, err := s.db.ExecContext(ctx, q.sql, at)
+			if err != nil {
+				return p, unavailable(err)
+			}
+			n, _ := res.RowsAffected()
+			*q.n += int(n)
+			if n < 5000 {
+				break
+			}
+		}
+	}
+	return p, nil
+}
+
+// SingleProcess says that one process serves this store (the data
+// directory's lock): it holds every lease at once.
+func (s *Store) SingleProcess() bool { return true }
+
+// Lease implements publisher.Leaser. One process serves a SQLite store
+// (the data directory's lock), so it holds every lease at once.
+func (s *Store) Lease(ctx context.Context, _ string) (context.Context, func(), error) {
+	held, cancel := context.WithCancel(ctx)
+	return held, cancel, nil
+}
+
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

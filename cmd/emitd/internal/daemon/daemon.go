@@ -14,8 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/emitd/emitd/adapters/sqlite"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/cmd/emitd/internal/stores"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
@@ -26,7 +26,7 @@ import (
 type Daemon struct {
 	cfg      *configs.Config
 	logger   watermill.LoggerAdapter
-	store    *sqlite.Store
+	store    stores.Store
 	embedded *brokers.Embedded
 	commands brokers.Broker
 	events   brokers.Broker
@@ -73,7 +73,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 		}
 	}()
 	var err error
-	if d.store, err = sqlite.Open(cfg.DataDir, sqlite.Options{Exclusive: true, Synchronous: cfg.Store.Synchronous}); err != nil {
+	if d.store, err = stores.Open(ctx, cfg, stores.Daemon); err != nil {
 		return nil, err
 	}
 	if cfg.Commands.Broker == configs.BrokerEmbedded || cfg.Events.Broker == configs.BrokerEmbedded {
@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 }
 
 // Store is the daemon's state store (tests read it).
-func (d *Daemon) Store() *sqlite.Store { return d.store }
+func (d *Daemon) Store() stores.Store { return d.store }
 
 // EmbeddedURL is the embedded broker's client URL, "" when none runs.
 func (d *Daemon) EmbeddedURL() string {
@@ -172,10 +172,11 @@ func (d *Daemon) Running() chan struct{} { return d.router.Running() }
 // clean stop.
 func (d *Daemon) Run(ctx context.Context) error {
 	relayCtx, stopRelays := context.WithCancel(context.Background())
-	relayDone := make(chan error, 2)
-	for _, r := range []*publisher.Relay{d.relay, d.answers} {
-		go func() { relayDone <- r.Run(relayCtx, 10*time.Second) }()
+	relayDone := make(chan error, 3)
+	for name, r := range map[string]*publisher.Relay{"relay-events": d.relay, "relay-outcomes": d.answers} {
+		go func() { relayDone <- r.RunLeased(relayCtx, d.store, name, 10*time.Second) }()
 	}
+	go func() { relayDone <- d.prune(relayCtx) }()
 
 	routerDone := make(chan error, 1)
 	go func() { routerDone <- d.router.Run(context.Background()) }()
@@ -194,7 +195,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		runErr = errors.Join(runErr, fmt.Errorf("close router: %w", err))
 	}
 	stopRelays()
-	for range 2 {
+	for range 3 {
 		if err := <-relayDone; err != nil {
 			runErr = errors.Join(runErr, err)
 		}
@@ -204,6 +205,36 @@ func (d *Daemon) Run(ctx context.Context) error {
 		runErr = errors.Join(runErr, err)
 	}
 	return runErr
+}
+
+// pruneEvery is how often the retention job runs.
+const pruneEvery = 10 * time.Minute
+
+// prune removes what store.retention no longer keeps, at start and then
+// every pruneEvery, on one instance at a time (the lease "prune").
+func (d *Daemon) prune(ctx context.Context) error {
+	for ctx.Err() == nil {
+		held, release, err := d.store.Lease(ctx, "prune")
+		if err != nil {
+			return nil // ctx ended
+		}
+		for held.Err() == nil {
+			p, err := d.store.Prune(held, time.Now().Add(-d.cfg.Store.Retention))
+			switch {
+			case err != nil && held.Err() == nil:
+				d.logger.Error("retention: prune failed; trying again later", err, nil)
+			case p.Records+p.DeadLetters > 0:
+				d.logger.Info("retention: pruned", watermill.LogFields{"records": p.Records, "dead_letters": p.DeadLetters,
+					"older_than": d.cfg.Store.Retention.String()})
+			}
+			select {
+			case <-held.Done():
+			case <-time.After(pruneEvery):
+			}
+		}
+		release()
+	}
+	return nil
 }
 
 func (d *Daemon) logStats() {

@@ -7,14 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 
-	"github.com/emitd/emitd/adapters/sqlite"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/cmd/emitd/internal/stores"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/publisher"
 )
@@ -23,23 +21,18 @@ import (
 type Ops struct {
 	cfg      *configs.Config
 	logger   watermill.LoggerAdapter
-	Store    *sqlite.Store
+	Store    stores.Store
 	commands brokers.Broker
 	events   brokers.Broker
 }
 
-// Open opens the store without taking the daemon's lock: SQLite in WAL mode
-// lets this process work beside a running `emitd serve`.
+// Open opens the store beside a running daemon: SQLite in WAL mode lets
+// this process work next to `emitd serve`, and PostgreSQL is shared anyway.
 func Open(cfg *configs.Config, logger watermill.LoggerAdapter) (*Ops, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	// Never create a store here: run in the wrong directory, the poison
-	// queue would be moved into a stray file the daemon never reads.
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, sqlite.FileName)); err != nil {
-		return nil, fmt.Errorf("no emitd store in dataDir %q (%v): run where `emitd serve` runs, or set dataDir in --config", cfg.DataDir, err)
-	}
-	store, err := sqlite.Open(cfg.DataDir, sqlite.Options{Synchronous: cfg.Store.Synchronous})
+	store, err := stores.Open(context.Background(), cfg, stores.Operator)
 	if err != nil {
 		return nil, err
 	}
