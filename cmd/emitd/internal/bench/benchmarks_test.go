@@ -34,13 +34,13 @@ func BenchmarkThroughput(b *testing.B) {
 // of its domain event; how many commands were answered (outcome received)
 // within a grace period after the last send; and the daemon's peak RSS.
 //
-// The sender follows a fixed schedule, one command every 1/rate, each its
-// own Publish. It sleeps until the next one is due, and Go's timers wake at
-// about 1 ms granularity here, so at rates above 1,000/s the commands due
-// within one millisecond leave together (about 5 at 5,000/s): spinning for
-// finer pacing would take one of the machine's two cores from the daemon. A
-// sender that falls behind sends at once to catch up; sent-commands/s says
-// what rate was achieved.
+// The commands follow a fixed schedule, one every 1/rate, each its own
+// Publish, handed to a pool of senders so that a slow publish does not delay
+// the next command. The schedule sleeps until the next command is due, and
+// Go's timers wake at about 1 ms granularity here, so at rates above
+// 1,000/s the commands due within one millisecond leave together (about 5
+// at 5,000/s): spinning for finer pacing would take one of the machine's two
+// cores from the daemon. sent-commands/s is the rate achieved.
 func BenchmarkLatency(b *testing.B) {
 	rates := envInts(b, "BENCH_LATENCY_RATES", []int{1000, 5000})
 	duration := envDuration(b, "BENCH_LATENCY_DURATION", 10*time.Second)
