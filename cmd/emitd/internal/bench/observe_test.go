@@ -71,7 +71,6 @@ type observer struct {
 	foreign  int // a key not in index
 	problems []string
 	err      error // the subscription ended early, or a message made no sense
-	notify   chan struct{}
 	done     chan struct{}
 }
 
@@ -87,8 +86,7 @@ func observe(b *testing.B, name string, sub message.Subscriber, topic string, in
 		cancel()
 		b.Fatalf("%s: subscribe to %s: %v", name, topic, err)
 	}
-	o := &observer{name: name, index: index, arrivals: make([]time.Time, len(index)),
-		notify: make(chan struct{}, 1), done: make(chan struct{})}
+	o := &observer{name: name, index: index, arrivals: make([]time.Time, len(index)), done: make(chan struct{})}
 	go o.run(ch, key)
 	b.Cleanup(func() {
 		cancel()
@@ -122,34 +120,25 @@ func (o *observer) run(ch <-chan *message.Message, key keyFunc) {
 			}
 		}
 		o.mu.Unlock()
-		select {
-		case o.notify <- struct{}{}:
-		default:
-		}
 	}
 }
 
 // errStalled: nothing new arrived for stallTimeout.
 var errStalled = errors.New("stalled")
 
+// pollInterval is how often a wait looks at the arrivals. The arrival times
+// are taken by the reader as each message comes, so this bounds only how
+// late a wait notices, not what it measures; waking on every message would
+// take CPU from the daemon under test.
+const pollInterval = 10 * time.Millisecond
+
 // waitFor waits until every position in [from, to) has arrived, or until
 // nothing new arrived for stallTimeout, or until deadline (zero: none).
 // It returns the number arrived in that range.
 func (o *observer) waitFor(from, to int, deadline time.Time) (int, error) {
-	lastProgress, lastSeen := time.Now(), -1
+	lastProgress, lastN := time.Now(), -1
 	for {
-		o.mu.Lock()
-		n := 0
-		for _, at := range o.arrivals[from:to] {
-			if !at.IsZero() {
-				n++
-			}
-		}
-		err := o.err
-		if err == nil && len(o.problems) > 0 {
-			err = fmt.Errorf("not accepted: %v", o.problems)
-		}
-		o.mu.Unlock()
+		n, err := o.count(from, to)
 		switch {
 		case err != nil:
 			return n, fmt.Errorf("%s: %w", o.name, err)
@@ -158,26 +147,48 @@ func (o *observer) waitFor(from, to int, deadline time.Time) (int, error) {
 		case !deadline.IsZero() && !time.Now().Before(deadline):
 			return n, nil
 		}
-		if n != lastSeen {
-			lastProgress, lastSeen = time.Now(), n
+		if n != lastN {
+			lastProgress, lastN = time.Now(), n
 		} else if time.Since(lastProgress) > stallTimeout {
 			return n, fmt.Errorf("%s: %w: %d of %d after %s without news", o.name, errStalled, n, to-from, stallTimeout)
 		}
-		wait := 100 * time.Millisecond
+		wait := pollInterval
 		if !deadline.IsZero() {
-			wait = min(wait, time.Until(deadline))
+			wait = max(min(wait, time.Until(deadline)), 0)
 		}
 		select {
-		case <-o.notify:
 		case <-o.done:
 			o.mu.Lock()
 			if o.err == nil {
 				o.err = errors.New("subscription ended")
 			}
 			o.mu.Unlock()
-		case <-time.After(max(wait, time.Millisecond)):
+		case <-time.After(wait):
 		}
 	}
+}
+
+// count is how many positions in [from, to) have arrived, and what went
+// wrong so far. It counts the positions outside the range, which are few
+// (a wait is for the warm-up or for all the rest), not those in it.
+func (o *observer) count(from, to int) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.seen
+	for _, outside := range [][]time.Time{o.arrivals[:from], o.arrivals[to:]} {
+		for _, at := range outside {
+			if !at.IsZero() {
+				n--
+			}
+		}
+	}
+	if o.err != nil {
+		return n, o.err
+	}
+	if len(o.problems) > 0 {
+		return n, fmt.Errorf("not accepted: %v", o.problems)
+	}
+	return n, nil
 }
 
 // snapshot copies the arrivals and the counts.
