@@ -294,31 +294,50 @@ func (t *table) write(w io.Writer) error {
 	}
 	if len(runs) == 1 {
 		for n := range runs {
-			fmt.Fprintf(&b, "Medians of %d runs of each benchmark.\n\n", n)
+			plural := "s"
+			if n == 1 {
+				plural = ""
+			}
+			fmt.Fprintf(&b, "Medians of %d run%s of each benchmark.\n\n", n, plural)
 		}
 	}
-	b.WriteString("| benchmark | metric | median | ± | runs | raw Watermill, same broker | emitd / raw |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	// The raw Watermill columns only when some row has a raw run beside it.
+	paired := slices.ContainsFunc(rows, func(r row) bool { return len(r.raw) > 0 })
+	b.WriteString("| benchmark | metric | median | ± | runs |")
+	if paired {
+		b.WriteString(" raw Watermill, same broker | emitd / raw |")
+	}
+	b.WriteString("\n|---|---|---:|---:|---:|")
+	if paired {
+		b.WriteString("---:|---:|")
+	}
+	b.WriteString("\n")
 	for _, r := range rows {
 		med, spread := summarize(r.values)
-		rawCell, ratioCell := "", ""
-		if len(r.raw) > 0 {
-			rm, rs := summarize(r.raw)
-			rawCell = fmt.Sprintf("%s %s ±%s", number(rm), r.rawUnit, percent(rs))
-			if len(r.raw) != len(r.values) {
-				rawCell += fmt.Sprintf(" (%d runs)", len(r.raw))
-			}
-			ratioCell = ratio(r.values, r.raw)
-		}
 		spreadCell := "–"
 		if len(r.values) > 1 {
 			spreadCell = "±" + percent(spread)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s | %s |\n",
-			r.name, r.unit, number(med), spreadCell, len(r.values), rawCell, ratioCell)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d |", r.name, r.unit, number(med), spreadCell, len(r.values))
+		if paired {
+			rawCell, ratioCell := "", ""
+			if len(r.raw) > 0 {
+				rm, rs := summarize(r.raw)
+				rawCell = fmt.Sprintf("%s %s ±%s", number(rm), r.rawUnit, percent(rs))
+				if len(r.raw) != len(r.values) {
+					rawCell += fmt.Sprintf(" (%d runs)", len(r.raw))
+				}
+				ratioCell = ratio(r.values, r.raw)
+			}
+			fmt.Fprintf(&b, " %s | %s |", rawCell, ratioCell)
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n± is the largest distance of one run from the median, as a share of the median. " +
-		"emitd / raw is the median of the ratios of runs made one after the other.\n")
+	b.WriteString("\n± is the largest distance of one run from the median, as a share of the median.")
+	if paired {
+		b.WriteString(" emitd / raw is the median of the ratios of runs made one after the other.")
+	}
+	b.WriteString("\n")
 	if len(t.loads) > 0 {
 		l := slices.Clone(t.loads)
 		slices.Sort(l)

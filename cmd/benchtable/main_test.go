@@ -73,6 +73,22 @@ func TestTable(t *testing.T) {
 	}
 }
 
+// Without X/emitd and X/raw pairs, the raw Watermill columns are left out.
+func TestTableWithoutPairs(t *testing.T) {
+	tb, err := parse([]input{{"sample", []byte("pkg: example.com/p\nBenchmarkRelay/batch=1-2 \t 10 \t 275396506 ns/op \t 3631 envelopes/s\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := tb.write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); strings.Contains(got, "raw Watermill") || !strings.Contains(got, "| Relay/batch=1 | envelopes/s | 3,630 | – | 1 |\n") ||
+		!strings.Contains(got, "Medians of 1 run of each") {
+		t.Errorf("table:\n%s", got)
+	}
+}
+
 func TestNumber(t *testing.T) {
 	for v, want := range map[float64]string{
 		0: "0", 14210: "14,200", 1482: "1,480", 127.4: "127", 2.416: "2.42", 0.104: "0.104",
