@@ -73,7 +73,7 @@ func (c *Config) applyDefaults() {
 		r.Retry.MaxElapsed = 25 * time.Second
 	}
 	if c.Relay.BatchSize == 0 {
-		c.Relay.BatchSize = 256
+		c.Relay.BatchSize = 1024
 	}
 	if c.Relay.PollInterval == 0 {
 		c.Relay.PollInterval = 500 * time.Millisecond

@@ -43,7 +43,9 @@ const unattendGrace = 10 * time.Minute
 // time. Errors: *InvalidCommandError (cmd cannot be processed),
 // *RejectedError (a rule refused it), anything else is the source failing.
 func (a Aggregate) Decide(ctx context.Context, cmd Command, now time.Time, src SlotSource) (Decision, error) {
-	if err := cmd.Validate(); err != nil {
+	// The type and version here; the data as each case decodes it (the
+	// decoders validate, as Validate does, and each runs once).
+	if err := cmd.checkTypeAndVersion(); err != nil {
 		return Decision{}, err
 	}
 	now = now.UTC()
@@ -62,6 +64,12 @@ func (a Aggregate) Decide(ctx context.Context, cmd Command, now time.Time, src S
 		return transition(ctx, src, d.SlotID, now, EventReserved, is(StatusOpen), func(s *Slot) {
 			s.Status, s.HostName = StatusReserved, d.HostName
 		})
+	case CmdCloseSlots, CmdUnattendSlots:
+		if _, err := dataObject(cmd.Data, nil); err != nil {
+			return Decision{}, err
+		}
+	}
+	switch cmd.Type {
 	case CmdCloseSlots:
 		// Fix: the original re-closed closed slots; only open-ish ones qualify.
 		return sweep(ctx, src, now, EventClosed, []Status{StatusOpen, StatusReserved, StatusCheckedIn},

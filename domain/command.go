@@ -148,15 +148,8 @@ func ParseCommand(b []byte) (Command, error) {
 
 // Validate checks the command type, version and the data for that type.
 func (c Command) Validate() error {
-	if !c.Type.Known() {
-		names := make([]string, len(commandTypes))
-		for i, t := range commandTypes {
-			names[i] = string(t)
-		}
-		return invalidf(UnknownType, "type", "unknown command type %s, want one of %s", quote(string(c.Type)), strings.Join(names, ", "))
-	}
-	if c.Version != 0 && c.Version != 1 {
-		return invalidf(UnsupportedVersion, "version", "unsupported version %d, only 1 is supported", c.Version)
+	if err := c.checkTypeAndVersion(); err != nil {
+		return err
 	}
 	var err error
 	switch c.Type {
@@ -170,6 +163,21 @@ func (c Command) Validate() error {
 		_, err = decodeSlotRef(c.Data)
 	}
 	return err
+}
+
+// checkTypeAndVersion is what Validate checks before the data.
+func (c Command) checkTypeAndVersion() error {
+	if !c.Type.Known() {
+		names := make([]string, len(commandTypes))
+		for i, t := range commandTypes {
+			names[i] = string(t)
+		}
+		return invalidf(UnknownType, "type", "unknown command type %s, want one of %s", quote(string(c.Type)), strings.Join(names, ", "))
+	}
+	if c.Version != 0 && c.Version != 1 {
+		return invalidf(UnsupportedVersion, "version", "unsupported version %d, only 1 is supported", c.Version)
+	}
+	return nil
 }
 
 // EnsureIDs gives a command entering the system its id and correlationId if

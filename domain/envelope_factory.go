@@ -78,13 +78,21 @@ func (f EnvelopeFactory) Events(d Decision, correlationID string, now time.Time)
 	if correlationID == "" {
 		correlationID = f.newID()
 	}
+	if err := f.check(f.DomainBus, "DomainBus"); err != nil {
+		return nil, err
+	}
+	if err := f.check(f.AnalyticsBus, "AnalyticsBus"); err != nil {
+		return nil, err
+	}
 	out := make([]Envelope, 0, 2*len(d.Changes))
 	for _, c := range d.Changes {
-		dom, err := f.Domain(c, correlationID, now)
+		dom, det, err := f.domain(c, correlationID, now)
 		if err != nil {
 			return nil, err
 		}
-		an, err := f.Analytics(dom)
+		// The copy is made from the detail itself, not from its JSON: what
+		// Analytics does, without reading back what was just written.
+		an, err := f.analytics(dom, det)
 		if err != nil {
 			return nil, err
 		}
@@ -96,15 +104,21 @@ func (f EnvelopeFactory) Events(d Decision, correlationID string, now time.Time)
 // Domain makes the domain-bus envelope of one change. An empty correlationID
 // gets a new one (see Events).
 func (f EnvelopeFactory) Domain(c Change, correlationID string, now time.Time) (Envelope, error) {
-	detailType, err := DetailTypeOf(c.Event)
-	if err != nil {
-		return Envelope{}, fmt.Errorf("domain event: %w", err)
-	}
 	if err := f.check(f.DomainBus, "DomainBus"); err != nil {
 		return Envelope{}, err
 	}
+	env, _, err := f.domain(c, correlationID, now)
+	return env, err
+}
+
+// domain is Domain with the configuration checked, and the detail as well.
+func (f EnvelopeFactory) domain(c Change, correlationID string, now time.Time) (Envelope, detail[domainData], error) {
+	detailType, err := DetailTypeOf(c.Event)
+	if err != nil {
+		return Envelope{}, detail[domainData]{}, fmt.Errorf("domain event: %w", err)
+	}
 	if c.Slot.SlotID == "" {
-		return Envelope{}, fmt.Errorf("domain event %s: change has no slot id", c.Event)
+		return Envelope{}, detail[domainData]{}, fmt.Errorf("domain event %s: change has no slot id", c.Event)
 	}
 	if correlationID == "" {
 		correlationID = f.newID()
@@ -138,7 +152,7 @@ func (f EnvelopeFactory) Domain(c Change, correlationID string, now time.Time) (
 	}
 	b, err := marshal(det)
 	if err != nil {
-		return Envelope{}, fmt.Errorf("encode detail: %w", err)
+		return Envelope{}, det, fmt.Errorf("encode detail: %w", err)
 	}
 	return Envelope{
 		EventBusName:  f.DomainBus,
@@ -149,7 +163,7 @@ func (f EnvelopeFactory) Domain(c Change, correlationID string, now time.Time) (
 		CorrelationID: correlationID,
 		SlotID:        c.Slot.SlotID,
 		Event:         c.Event,
-	}, nil
+	}, det, nil
 }
 
 // Analytics makes the analytics-bus copy of a domain envelope: a fresh
@@ -174,6 +188,11 @@ func (f EnvelopeFactory) Analytics(domainEnv Envelope) (Envelope, error) {
 	if _, err := DetailTypeOf(det.Data.Event); err != nil {
 		return Envelope{}, fmt.Errorf("analytics variant: %w", err)
 	}
+	return f.analytics(domainEnv, det)
+}
+
+// analytics makes the copy from the domain envelope and its detail.
+func (f EnvelopeFactory) analytics(domainEnv Envelope, det detail[domainData]) (Envelope, error) {
 	meta := det.Metadata
 	meta.ID = f.newID()
 	if meta.ID == det.Metadata.ID {

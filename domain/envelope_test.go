@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -308,5 +309,29 @@ func TestStartTimeIsUTCWithMilliseconds(t *testing.T) {
 	}
 	if want := `"startTime":"2050-01-01T06:00:00.123Z"`; !strings.Contains(env.Detail, want) {
 		t.Errorf("detail %s: want %s", env.Detail, want)
+	}
+}
+
+// Events makes each analytics copy from the detail it has just made;
+// Analytics makes it from a domain envelope's JSON. The bytes are the same.
+func TestEventsAndAnalyticsMakeTheSameCopy(t *testing.T) {
+	ids := 0
+	f := EnvelopeFactory{Meta: DefaultMetadata(), DomainBus: "reservation", AnalyticsBus: "analytics",
+		NewID: func() string { ids++; return fmt.Sprintf("id-%d", ids) }}
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	start := now.Add(time.Hour)
+	c := Change{Event: EventReserved, Slot: Slot{SlotID: "0128c8d4-0000-4000-8000-000000000001", HostName: "Sam & <Person>",
+		Status: StatusReserved, TimeSlot: TimeSlot{StartTime: start, EndTime: start.Add(time.Hour)}}}
+	envs, err := f.Events(Decision{Changes: []Change{c}}, "corr-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = 1 // Analytics mints the same next id the copy got
+	again, err := f.Analytics(envs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != envs[1] {
+		t.Fatalf("Events' copy:\n%+v\nAnalytics:\n%+v", envs[1], again)
 	}
 }

@@ -35,8 +35,9 @@ type Refusal struct {
 
 // Feed is one outbox as the relay sees it.
 type Feed interface {
-	// Pending returns up to limit records waiting, in commit order.
-	Pending(ctx context.Context, limit int) ([]Pending, error)
+	// Pending returns up to limit records waiting after the number after,
+	// in commit order.
+	Pending(ctx context.Context, after int64, limit int) ([]Pending, error)
 	// MarkSent removes delivered records.
 	MarkSent(ctx context.Context, seqs []int64) error
 	// DeadLetter moves records refused for good to the dead letters.
@@ -51,8 +52,8 @@ type EventFeed struct {
 }
 
 // Pending implements Feed.
-func (f EventFeed) Pending(ctx context.Context, limit int) ([]Pending, error) {
-	recs, err := f.Outbox.PendingEnvelopes(ctx, limit)
+func (f EventFeed) Pending(ctx context.Context, after int64, limit int) ([]Pending, error) {
+	recs, err := f.Outbox.PendingEnvelopes(ctx, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +95,8 @@ type OutcomeFeed struct {
 }
 
 // Pending implements Feed.
-func (f OutcomeFeed) Pending(ctx context.Context, limit int) ([]Pending, error) {
-	recs, err := f.Outbox.PendingOutcomes(ctx, limit)
+func (f OutcomeFeed) Pending(ctx context.Context, after int64, limit int) ([]Pending, error) {
+	recs, err := f.Outbox.PendingOutcomes(ctx, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +112,8 @@ func (f OutcomeFeed) Pending(ctx context.Context, limit int) ([]Pending, error) 
 // so a relay that sends it twice sends the same message.
 func OutcomeMessage(rec OutcomeRecord) *message.Message {
 	msg := message.NewMessage(rec.MessageID, rec.Payload)
-	if rec.Outcome.CorrelationID != "" {
-		msg.Metadata.Set(MetaCorrelationID, rec.Outcome.CorrelationID)
+	if rec.CorrelationID != "" {
+		msg.Metadata.Set(MetaCorrelationID, rec.CorrelationID)
 	}
 	return msg
 }
@@ -173,6 +174,11 @@ type Relay struct {
 	MaxBackoff   time.Duration // cap of the wait after a failed publish
 
 	wake chan struct{}
+	// after is the last number handled (sent or dead-lettered) by the loop
+	// running now: the next read starts after it, so the relay does not
+	// wait for its deletes to be written. A loop starts from 0: what a
+	// store had not deleted yet is published again (at least once).
+	after int64
 
 	published    atomic.Int64
 	deadLettered atomic.Int64
@@ -245,6 +251,7 @@ func (r *Relay) RunLeased(ctx context.Context, l Leaser, name string, flushTimeo
 
 // loop relays until ctx ends.
 func (r *Relay) loop(ctx context.Context) {
+	r.after = 0
 	backoff := time.Duration(0)
 	for {
 		pending, err := r.drain(ctx)
@@ -337,7 +344,7 @@ func (r *Relay) flush(timeout time.Duration) error {
 // some messages could not be delivered and wait for a later try.
 func (r *Relay) drain(ctx context.Context) (pending bool, err error) {
 	for {
-		recs, err := r.Feed.Pending(ctx, r.BatchSize)
+		recs, err := r.Feed.Pending(ctx, r.after, r.BatchSize)
 		if err != nil {
 			return false, fmt.Errorf("read outbox: %w", err)
 		}
@@ -443,6 +450,13 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 			return false, fmt.Errorf("mark sent: %w", err)
 		}
 		r.published.Add(int64(len(sent)))
+	}
+	// Read on after what is settled: everything before the first message
+	// that waits, or the whole batch.
+	if cut != none {
+		r.after = max(r.after, cut-1)
+	} else {
+		r.after = max(r.after, recs[len(recs)-1].Seq)
 	}
 	return cut != none, lastErr
 }

@@ -234,7 +234,7 @@ func (h *harness) outcomes(t *testing.T, n int) (map[string]domain.Outcome, []do
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
-		recs, err := h.store.PendingOutcomes(context.Background(), 100000)
+		recs, err := h.store.PendingOutcomes(context.Background(), 0, 100000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,8 +242,12 @@ func (h *harness) outcomes(t *testing.T, n int) (map[string]domain.Outcome, []do
 			by := map[string]domain.Outcome{}
 			var order []domain.Outcome
 			for _, r := range recs {
-				by[r.Outcome.CommandID] = r.Outcome
-				order = append(order, r.Outcome)
+				var o domain.Outcome
+				if err := json.Unmarshal(r.Payload, &o); err != nil {
+					t.Fatal(err)
+				}
+				by[o.CommandID] = o
+				order = append(order, o)
 			}
 			return by, order
 		}
@@ -299,7 +303,7 @@ func TestGroupCommit(t *testing.T) {
 	if n := h.counts.batches.Load(); n > 60 || n < 6 {
 		t.Errorf("%d store transactions for 600 commands with batches of at most 100; want between 6 and 60", n)
 	}
-	if recs, _ := h.store.PendingEnvelopes(context.Background(), 10000); len(recs) != 1200 {
+	if recs, _ := h.store.PendingEnvelopes(context.Background(), 0, 10000); len(recs) != 1200 {
 		t.Errorf("%d envelopes in the outbox, want 1200", len(recs))
 	}
 }
@@ -310,7 +314,7 @@ func TestOneSlotInOrderInsideABatch(t *testing.T) {
 	h := start(t, options{})
 	h.q.send(createOne(1, 9))
 	_, order := h.outcomes(t, 1)
-	recs, _ := h.store.PendingEnvelopes(context.Background(), 10)
+	recs, _ := h.store.PendingEnvelopes(context.Background(), 0, 10)
 	slotID := recs[0].Envelope.SlotID
 	if order[0].Status != domain.OutcomeAccepted || slotID == "" {
 		t.Fatalf("create: %+v", order)
@@ -346,7 +350,7 @@ func TestOneSlotInOrderInsideABatch(t *testing.T) {
 	if n := h.counts.batches.Load() - before; n > 2 {
 		t.Logf("%d transactions for the %d steps (the pipeline took them as they came)", n, len(steps))
 	}
-	recs, _ = h.store.PendingEnvelopes(context.Background(), 100)
+	recs, _ = h.store.PendingEnvelopes(context.Background(), 0, 100)
 	var events []string
 	for _, r := range recs {
 		if r.Envelope.EventBusName == "reservation" {
@@ -422,7 +426,7 @@ func TestAStoreOutageDeadLettersNothing(t *testing.T) {
 	h := start(t, options{retries: 1})
 	h.q.send(createOne(1, 9))
 	h.outcomes(t, 1)
-	recs, _ := h.store.PendingEnvelopes(context.Background(), 10)
+	recs, _ := h.store.PendingEnvelopes(context.Background(), 0, 10)
 	slotID := recs[0].Envelope.SlotID
 
 	h.counts.setDown(true)
@@ -539,7 +543,7 @@ func TestDuplicateInOneBatch(t *testing.T) {
 		fmt.Sprint(order[0].EventIDs) != fmt.Sprint(order[1].EventIDs) {
 		t.Errorf("outcomes %+v: want the same answer twice", order)
 	}
-	if recs, _ := h.store.PendingEnvelopes(context.Background(), 10); len(recs) != 2 {
+	if recs, _ := h.store.PendingEnvelopes(context.Background(), 0, 10); len(recs) != 2 {
 		t.Errorf("%d envelopes, want one command's 2", len(recs))
 	}
 }

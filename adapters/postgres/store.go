@@ -419,9 +419,9 @@ func (t batchTx) expect(ctx context.Context, want int, q string, args ...any) er
 // ---- the outboxes ---------------------------------------------------------------
 
 // PendingEnvelopes implements publisher.Outbox.
-func (s *Store) PendingEnvelopes(ctx context.Context, limit int) ([]publisher.OutboxRecord, error) {
+func (s *Store) PendingEnvelopes(ctx context.Context, after int64, limit int) ([]publisher.OutboxRecord, error) {
 	rows, err := s.pool.Query(ctx, `SELECT seq, event_id, bus, source, detail_type, detail, slot_id, correlation_id, event
-		FROM outbox ORDER BY seq LIMIT $1`, limit)
+		FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -475,8 +475,9 @@ func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 }
 
 // PendingOutcomes implements publisher.OutcomeOutbox.
-func (s *Store) PendingOutcomes(ctx context.Context, limit int) ([]publisher.OutcomeRecord, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, message_id, payload FROM outcome_outbox ORDER BY seq LIMIT $1`, limit)
+func (s *Store) PendingOutcomes(ctx context.Context, after int64, limit int) ([]publisher.OutcomeRecord, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, message_id, command_id, correlation_id, payload FROM outcome_outbox
+		WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -485,11 +486,8 @@ func (s *Store) PendingOutcomes(ctx context.Context, limit int) ([]publisher.Out
 	for rows.Next() {
 		var r publisher.OutcomeRecord
 		var payload string
-		if err := rows.Scan(&r.Seq, &r.MessageID, &payload); err != nil {
+		if err := rows.Scan(&r.Seq, &r.MessageID, &r.CommandID, &r.CorrelationID, &payload); err != nil {
 			return nil, unavailable(err)
-		}
-		if err := json.Unmarshal([]byte(payload), &r.Outcome); err != nil {
-			return nil, fmt.Errorf("outcome %d: %w", r.Seq, err)
 		}
 		r.Payload = []byte(payload)
 		out = append(out, r)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,9 +59,10 @@ type Options struct {
 // Store implements domain.Store, publisher.Outbox, publisher.OutcomeOutbox
 // and publisher.DeadLetterStore.
 type Store struct {
-	db   *sql.DB // the writer: one connection
-	rdb  *sql.DB // readers (the relays, the operator's listings)
-	lock *os.File
+	db      *sql.DB // the writer: one connection
+	rdb     *sql.DB // readers (the relays, the operator's listings)
+	lock    *os.File
+	deletes deleteQueue // the relays' deletes, for the next transaction
 }
 
 //go:embed migrations/*.sql
@@ -152,8 +154,12 @@ func lockDir(dataDir string) (*os.File, error) {
 	return f, nil
 }
 
-// Close closes the database and releases the lock.
+// Close writes the deletes that wait, closes the database and releases
+// the lock.
 func (s *Store) Close() error {
+	if s.db != nil {
+		s.flushDeletes()
+	}
 	var err error
 	if s.rdb != nil {
 		err = s.rdb.Close()
@@ -258,11 +264,20 @@ const slotColumns = `slot_id, host_name, start_time, end_time, status, created_a
 
 // ---- the batch transaction (domain.Store) -------------------------------------
 
-// Batch implements domain.Store.
+// Batch implements domain.Store. The relays' deletes waiting in the queue
+// are written in the same transaction (see MarkSent).
 func (s *Store) Batch(ctx context.Context, fn func(context.Context, domain.Tx) error) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	jobs := s.deletes.take()
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := runDeletes(ctx, tx, jobs); err != nil {
+			return err
+		}
 		return fn(ctx, &batchTx{tx: tx, looked: map[string]bool{}, seen: map[string]domain.Processed{}, stmts: map[string]*sql.Stmt{}})
 	})
+	if err != nil {
+		s.deletes.putBack(jobs) // rolled back with the batch: for the next transaction
+	}
+	return err
 }
 
 // batchTx is one batch. SQLite has a single writer (and the data directory
@@ -520,9 +535,9 @@ func values(cols, rows int) string {
 // ---- the outbox of envelopes (publisher.Outbox) ---------------------------------
 
 // PendingEnvelopes implements publisher.Outbox.
-func (s *Store) PendingEnvelopes(ctx context.Context, limit int) ([]publisher.OutboxRecord, error) {
+func (s *Store) PendingEnvelopes(ctx context.Context, after int64, limit int) ([]publisher.OutboxRecord, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, event_id, bus, source, detail_type, detail, slot_id, correlation_id, event
-		FROM outbox ORDER BY seq LIMIT ?`, limit)
+		FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -546,12 +561,100 @@ func (s *Store) MarkSent(ctx context.Context, seqs []int64) error {
 	return s.deleteSeqs(ctx, "outbox", seqs)
 }
 
-func (s *Store) deleteSeqs(ctx context.Context, table string, seqs []int64) error {
-	return chunks(seqs, maxRows, func(seqs []int64) error {
-		set, args := in(seqs)
-		_, err := s.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE seq IN `+set, args...)
-		return unavailable(err)
-	})
+// deleteSeqs removes sent rows. It hands them to the next batch
+// transaction, which deletes them with its own writes, and returns: SQLite
+// has one writer and a durable commit costs an fsync, so the relays'
+// deletes, each a transaction of its own, would make the batches wait for
+// the writer and pay three fsyncs instead of one. Without a batch within
+// deleteWait they are written on their own. Until then the rows are still
+// listed; the relay reads on after them, and a relay that starts over
+// publishes them again (at least once).
+func (s *Store) deleteSeqs(_ context.Context, table string, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	s.deletes.add(&deleteJob{table: table, seqs: seqs})
+	s.deletes.flushLater(deleteWait, s.flushDeletes)
+	return nil
+}
+
+// flushDeletes writes the deletes no batch took.
+func (s *Store) flushDeletes() {
+	jobs := s.deletes.take()
+	if len(jobs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return runDeletes(ctx, tx, jobs) }); err != nil {
+		s.deletes.putBack(jobs) // next time; meanwhile the rows are only listed again
+	}
+}
+
+// deleteWait is how long a relay's delete waits for a batch to share.
+const deleteWait = 10 * time.Millisecond
+
+// deleteJob is one MarkSent waiting to be written.
+type deleteJob struct {
+	table string
+	seqs  []int64
+}
+
+// deleteQueue holds the deletes not yet written.
+type deleteQueue struct {
+	mu    sync.Mutex
+	jobs  []*deleteJob
+	timer *time.Timer
+}
+
+// flushLater makes sure flush runs within d if nothing takes the jobs.
+func (q *deleteQueue) flushLater(d time.Duration, flush func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.timer == nil {
+		q.timer = time.AfterFunc(d, func() {
+			q.mu.Lock()
+			q.timer = nil
+			q.mu.Unlock()
+			flush()
+		})
+	}
+}
+
+func (q *deleteQueue) add(j *deleteJob) {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+}
+
+func (q *deleteQueue) take() []*deleteJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	jobs := q.jobs
+	q.jobs = nil
+	return jobs
+}
+
+func (q *deleteQueue) putBack(jobs []*deleteJob) {
+	if len(jobs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.jobs = append(jobs, q.jobs...)
+	q.mu.Unlock()
+}
+
+func runDeletes(ctx context.Context, tx *sql.Tx, jobs []*deleteJob) error {
+	for _, j := range jobs {
+		if err := chunks(j.seqs, maxRows, func(seqs []int64) error {
+			set, args := in(seqs)
+			_, err := tx.ExecContext(ctx, `DELETE FROM `+j.table+` WHERE seq IN `+set, args...)
+			return unavailable(err)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeadLetterEvents implements publisher.Outbox: in one transaction the
@@ -587,8 +690,9 @@ func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 // ---- the outbox of outcomes (publisher.OutcomeOutbox) ---------------------------
 
 // PendingOutcomes implements publisher.OutcomeOutbox.
-func (s *Store) PendingOutcomes(ctx context.Context, limit int) ([]publisher.OutcomeRecord, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, message_id, payload FROM outcome_outbox ORDER BY seq LIMIT ?`, limit)
+func (s *Store) PendingOutcomes(ctx context.Context, after int64, limit int) ([]publisher.OutcomeRecord, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, message_id, command_id, correlation_id, payload FROM outcome_outbox
+		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -597,11 +701,8 @@ func (s *Store) PendingOutcomes(ctx context.Context, limit int) ([]publisher.Out
 	for rows.Next() {
 		var r publisher.OutcomeRecord
 		var payload string
-		if err := rows.Scan(&r.Seq, &r.MessageID, &payload); err != nil {
+		if err := rows.Scan(&r.Seq, &r.MessageID, &r.CommandID, &r.CorrelationID, &payload); err != nil {
 			return nil, err
-		}
-		if err := json.Unmarshal([]byte(payload), &r.Outcome); err != nil {
-			return nil, fmt.Errorf("outcome %d: %w", r.Seq, err)
 		}
 		r.Payload = []byte(payload)
 		out = append(out, r)

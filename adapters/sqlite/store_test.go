@@ -124,7 +124,7 @@ func TestMigratesADatabaseFromBeforeMigrations(t *testing.T) {
 	if p := rec["cmd-1"]; p.Outcome.Status != domain.OutcomeDeadLettered || !p.Redo(1) {
 		t.Errorf("record after migration: %+v", p)
 	}
-	if recs, err := s.PendingEnvelopes(ctx, 10); err != nil || len(recs) != 1 || recs[0].Envelope.ID != "e1" {
+	if recs, err := s.PendingEnvelopes(ctx, 0, 10); err != nil || len(recs) != 1 || recs[0].Envelope.ID != "e1" {
 		t.Errorf("outbox after migration: %v, %v", recs, err)
 	}
 	dls, err := s.DeadLetters(ctx, publisher.DeadLetterFilter{})

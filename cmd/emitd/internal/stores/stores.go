@@ -46,18 +46,28 @@ const (
 // Open opens the configured store. Its errors name what to fix, never a
 // password.
 func Open(ctx context.Context, cfg *configs.Config, role Role) (Store, error) {
+	// Each case returns a nil interface on error, never a nil pointer in
+	// one: callers check the store against nil to know what to close.
 	switch cfg.Store.Driver {
 	case configs.StorePostgres:
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		return postgres.Open(octx, cfg.Store.URL)
+		s, err := postgres.Open(octx, cfg.Store.URL)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	case configs.StoreSQLite:
 		if role == Operator {
 			if _, err := os.Stat(filepath.Join(cfg.DataDir, sqlite.FileName)); err != nil {
 				return nil, fmt.Errorf("no emitd store in dataDir %q (%v): run where `emitd serve` runs, or set dataDir in --config", cfg.DataDir, err)
 			}
 		}
-		return sqlite.Open(cfg.DataDir, sqlite.Options{Exclusive: role == Daemon, Synchronous: cfg.Store.Synchronous})
+		s, err := sqlite.Open(cfg.DataDir, sqlite.Options{Exclusive: role == Daemon, Synchronous: cfg.Store.Synchronous})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	return nil, fmt.Errorf("store.driver %q is not available in this build", cfg.Store.Driver)
 }
