@@ -63,6 +63,10 @@ type Store struct {
 	rdb     *sql.DB // readers (the relays, the operator's listings)
 	lock    *os.File
 	deletes deleteQueue // the relays' deletes, for the next transaction
+
+	ckpt     *sql.DB // checkpoints, beside the writer
+	stopCkpt chan struct{}
+	ckptDone chan struct{}
 }
 
 //go:embed migrations/*.sql
@@ -95,7 +99,7 @@ func Open(dataDir string, opts Options) (*Store, error) {
 	// busy_timeout turns lock contention with those readers into waiting,
 	// not errors; _txlock=immediate takes the write lock at BEGIN, so a
 	// batch reads what it decides on under the lock it writes with.
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=temp_store(memory)&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(4000)&_pragma=synchronous(" +
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=temp_store(memory)&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(" +
 		strings.ToUpper(sync) + ")&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -118,6 +122,14 @@ func Open(dataDir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s.rdb.SetMaxOpenConns(4)
+	if s.ckpt, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s.ckpt.SetMaxOpenConns(1)
+	s.stopCkpt = make(chan struct{})
+	s.ckptDone = make(chan struct{})
+	go s.checkpoints()
 	return s, nil
 }
 
@@ -154,11 +166,42 @@ func lockDir(dataDir string) (*os.File, error) {
 	return f, nil
 }
 
+// checkpointEvery is how often the write-ahead log is copied back into
+// the database file.
+const checkpointEvery = time.Second
+
+// checkpoints copies the write-ahead log into the database, now and then,
+// from a connection of its own. SQLite would otherwise do it inside the
+// commit that fills the log past its limit, and that commit (and the
+// commands waiting for it) would take tens of milliseconds longer. A
+// passive checkpoint never blocks the writer or the readers; it copies
+// what no reader still needs, and the log is reused from its start once
+// all of it was copied.
+func (s *Store) checkpoints() {
+	defer close(s.ckptDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCkpt:
+			return
+		case <-t.C:
+			_, _ = s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
+}
+
 // Close writes the deletes that wait, closes the database and releases
 // the lock.
 func (s *Store) Close() error {
 	if s.db != nil {
 		s.flushDeletes()
+	}
+	if s.stopCkpt != nil {
+		close(s.stopCkpt)
+		<-s.ckptDone
+		s.stopCkpt = nil
+		_ = s.ckpt.Close()
 	}
 	var err error
 	if s.rdb != nil {
