@@ -51,6 +51,10 @@ type Store struct {
 	pool    *pgxpool.Pool
 	connCfg *pgx.ConnConfig // for the leases' own connections
 	where   string          // host:port/database, for messages (never the password)
+	// scope is the schema of emitd's tables; outboxLock the advisory key
+	// that orders the outbox writes in it (see Save).
+	scope      string
+	outboxLock int64
 }
 
 // Redact returns url with its password replaced, for messages: a libpq URL
@@ -96,16 +100,30 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	s := &Store{pool: pool, connCfg: cc.Copy(), where: where}
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := pool.Ping(pctx); err != nil {
+	// The schema emitd's tables live in (the first of the search_path)
+	// scopes its advisory locks: those are database-wide, and two
+	// deployments in one database, each in its own schema, must not wait
+	// for each other's relay lease or outbox lock.
+	var schema *string
+	if err := pool.QueryRow(pctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres %s: %w", where, explain(err))
 	}
+	if schema == nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres %s: no schema to create tables in: every schema of the search_path is missing or permission denied to this user (%s)", where, permissionHint)
+	}
+	s.scope = *schema
+	s.outboxLock = s.advisoryKey("emitd.outbox")
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres %s: schema: %w", where, explain(err))
 	}
 	return s, nil
 }
+
+const permissionHint = "the user needs USAGE and CREATE on the schema its search_path names, for the migrations, " +
+	"and SELECT, INSERT, UPDATE, DELETE on emitd's tables"
 
 // explain turns what the server said into what to do about it.
 func explain(err error) error {
@@ -117,8 +135,7 @@ func explain(err error) error {
 		case "28P01", "28000":
 			return fmt.Errorf("authentication failed: %s", pe.Message)
 		case "42501", "3F000":
-			return fmt.Errorf("permission denied: %s (the user needs USAGE and CREATE on the schema its search_path names, for the migrations, "+
-				"and SELECT, INSERT, UPDATE, DELETE on emitd's tables)", pe.Message)
+			return fmt.Errorf("permission denied: %s (%s)", pe.Message, permissionHint)
 		}
 	}
 	return err
@@ -129,7 +146,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(advisoryKey("emitd.migrations")))
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(s.advisoryKey("emitd.migrations")))
 	if err != nil {
 		return err
 	}
@@ -143,9 +160,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	return err
 }
 
-// advisoryKey is the advisory lock key of a name.
-func advisoryKey(name string) int64 {
+// advisoryKey is the advisory lock key of a name in this store's schema.
+func (s *Store) advisoryKey(name string) int64 {
 	h := fnv.New64a()
+	h.Write([]byte(s.scope))
+	h.Write([]byte{0})
 	h.Write([]byte(name))
 	return int64(h.Sum64())
 }
@@ -195,7 +214,7 @@ func unavailable(err error) error {
 
 // Batch implements domain.Store.
 func (s *Store) Batch(ctx context.Context, fn func(context.Context, domain.Tx) error) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error { return fn(ctx, batchTx{tx: tx}) })
+	return s.inTx(ctx, func(tx pgx.Tx) error { return fn(ctx, batchTx{tx: tx, outboxLock: s.outboxLock}) })
 }
 
 // inTx runs fn in a transaction, rolled back on any way out but a commit.
@@ -217,7 +236,10 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return unavailable(tx.Commit(ctx))
 }
 
-type batchTx struct{ tx pgx.Tx }
+type batchTx struct {
+	tx         pgx.Tx
+	outboxLock int64
+}
 
 func (t batchTx) Processed(ctx context.Context, ids []string) (map[string]domain.Processed, error) {
 	out := map[string]domain.Processed{}
@@ -299,13 +321,11 @@ func (t batchTx) ListSlots(ctx context.Context, statuses ...domain.Status) ([]do
 	return scanSlots(rows)
 }
 
-// outboxLock serializes the end of the batches that write the outboxes,
-// across instances, so that the rows they number commit in number order.
-var outboxLock = advisoryKey("emitd.outbox")
-
 // Save implements domain.Tx: one statement per table, rows as arrays.
 func (t batchTx) Save(ctx context.Context, commits []domain.Commit) error {
-	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, outboxLock); err != nil {
+	// Serializes the end of the batches that write the outboxes, across
+	// instances, so that the rows they number commit in number order.
+	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, t.outboxLock); err != nil {
 		return unavailable(err)
 	}
 	var rIDs, rStatus, rOutcome []string
@@ -627,7 +647,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (publisher.Pruned, 
 // instance may hold it now), release lets it go. An instance that dies
 // loses its connection, so another takes the lease within a poll.
 func (s *Store) Lease(ctx context.Context, name string) (held context.Context, release func(), err error) {
-	key := advisoryKey("emitd.lease." + name)
+	key := s.advisoryKey("emitd.lease." + name)
 	for {
 		conn, err := pgx.ConnectConfig(ctx, s.connCfg)
 		if err == nil {
