@@ -72,7 +72,12 @@ bench: test-tools ## emitd vs raw Watermill on every broker, latency, peak RSS: 
 		tail -n +$$from bench.out | grep -E '^Benchmark[^ ]*-[0-9]+[[:space:]]|^--- (SKIP|FAIL)|^FAIL|^panic' || true; \
 	done; \
 	echo "== $(BENCH_COUNT) rounds in $$(( ($$(date +%s) - began) / 60 )) min"; echo; \
-	$(GO) run ./cmd/benchtable bench.out; exit $$rc
+	$(GO) run ./cmd/benchtable $(BENCH_RATIOS) bench.out; exit $$rc
+
+# The PostgreSQL store beside SQLite on the same broker (the machine's NATS),
+# and three instances on PostgreSQL beside one.
+BENCH_RATIOS = -ratio Throughput/postgres-1/emitd:Throughput/nats/emitd \
+	-ratio Throughput/postgres-3/emitd:Throughput/postgres-1/emitd
 
 bench-parts: ## the component benchmarks (relay, in-process daemon, each adapter's publish), BENCH_COUNT runs each
 	@rm -f bench-parts.out; rc=0; \

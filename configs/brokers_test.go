@@ -16,7 +16,9 @@ func TestShippedConfigsValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"amqp.yaml", "aws.yaml", "embedded.yaml", "kafka.yaml", "nats.yaml", "sns-sqs.yaml"}
+	want := []string{"amqp.yaml", "aws.yaml", "embedded.yaml", "kafka.yaml", "nats.yaml", "postgres.yaml", "sns-sqs.yaml"}
+	// postgres.yaml leaves store.url to the environment, as it advises.
+	t.Setenv(configs.StoreURLEnv, "postgres://emitd@db:5432/emitd?sslmode=verify-full")
 	for _, w := range want {
 		if _, err := os.Stat(w); err != nil {
 			t.Errorf("configs/%s is missing: every broker setup ships a documented file", w)
@@ -25,6 +27,7 @@ func TestShippedConfigsValidate(t *testing.T) {
 	brokers := map[string][2]string{ // file -> commands.broker, events.broker
 		"amqp.yaml": {"amqp", "amqp"}, "aws.yaml": {"sqs", "eventbridge"}, "embedded.yaml": {"embedded", "embedded"},
 		"kafka.yaml": {"kafka", "kafka"}, "nats.yaml": {"nats", "nats"}, "sns-sqs.yaml": {"sqs", "sns"},
+		"postgres.yaml": {"nats", "nats"},
 	}
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {

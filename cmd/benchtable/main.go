@@ -13,6 +13,10 @@
 // share of the median: with the 5 runs of a default `make bench`, a
 // confidence interval (what benchstat prints) would be wider than the data.
 //
+// -ratio A:B (repeatable) adds a second table: benchmark A's first metric
+// over B's, again the median of the per-run ratios. `make bench` uses it to
+// put the PostgreSQL store beside SQLite on the same broker.
+//
 // Lines under the table list the benchmarks that were skipped or failed,
 // with their reasons (they appear in `go test -v` output).
 package main
@@ -33,9 +37,24 @@ import (
 	"golang.org/x/perf/benchfmt"
 )
 
+// ratioFlags are the -ratio A:B pairs, in order.
+type ratioFlags [][2]string
+
+func (r *ratioFlags) String() string { return fmt.Sprint(*r) }
+func (r *ratioFlags) Set(v string) error {
+	a, b, ok := strings.Cut(v, ":")
+	if !ok || a == "" || b == "" {
+		return fmt.Errorf("want A:B (two benchmark names), got %q", v)
+	}
+	*r = append(*r, [2]string{a, b})
+	return nil
+}
+
 func main() {
+	var ratios ratioFlags
+	flag.Var(&ratios, "ratio", "`A:B`: also print benchmark A's first metric over B's (repeatable), e.g. Throughput/postgres-1/emitd:Throughput/nats/emitd")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: benchtable [go test -bench output files; default stdin]")
+		fmt.Fprintln(os.Stderr, "usage: benchtable [-ratio A:B]... [go test -bench output files; default stdin]")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -58,6 +77,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	t.ratios = ratios
 	if len(t.series) == 0 && len(t.notes) == 0 {
 		fatal(fmt.Errorf("no benchmark results in the input"))
 	}
@@ -87,6 +107,7 @@ type table struct {
 	series []*series
 	notes  []string  // skipped and failed benchmarks, with their reasons
 	loads  []float64 // 1-minute load averages the runs logged as they ended
+	ratios [][2]string
 }
 
 var (
@@ -338,6 +359,7 @@ func (t *table) write(w io.Writer) error {
 		b.WriteString(" emitd / raw is the median of the ratios of runs made one after the other.")
 	}
 	b.WriteString("\n")
+	t.writeRatios(&b)
 	if len(t.loads) > 0 {
 		l := slices.Clone(t.loads)
 		slices.Sort(l)
@@ -352,6 +374,34 @@ func (t *table) write(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeRatios prints the -ratio table: each pair whose benchmarks both ran.
+func (t *table) writeRatios(b *strings.Builder) {
+	find := func(name string) *series {
+		for _, s := range t.series {
+			if s.name == name && len(s.shown()) > 0 {
+				return s
+			}
+		}
+		return nil
+	}
+	header := false
+	for _, p := range t.ratios {
+		a, base := find(p[0]), find(p[1])
+		if a == nil || base == nil {
+			continue
+		}
+		if !header {
+			b.WriteString("\n| benchmark | over | ratio |\n|---|---|---:|\n")
+			header = true
+		}
+		ua, ub := a.shown()[0], base.shown()[0]
+		fmt.Fprintf(b, "| %s | %s | %s |\n", a.name, base.name, ratio(a.values[ua], base.values[ub]))
+	}
+	if header {
+		b.WriteString("\nEach ratio is the median of the ratios of runs made in the same round.\n")
+	}
 }
 
 // summarize returns the median and the largest relative distance of a value

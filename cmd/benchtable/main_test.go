@@ -99,3 +99,27 @@ func TestNumber(t *testing.T) {
 		}
 	}
 }
+
+// -ratio puts one benchmark over another, run by run; a pair one of whose
+// benchmarks did not run is left out.
+func TestRatios(t *testing.T) {
+	tb, err := parse([]input{{"sample", []byte(sample)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.ratios = [][2]string{
+		{"Throughput/embedded/emitd", "Throughput/embedded/raw"},
+		{"Throughput/amqp/emitd", "Throughput/embedded/emitd"},
+	}
+	var out strings.Builder
+	if err := tb.write(&out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.Contains(got, "| Throughput/embedded/emitd | Throughput/embedded/raw | 0.0900 ±11% |") {
+		t.Errorf("no ratio row in:\n%s", got)
+	}
+	if strings.Contains(got, "| Throughput/amqp/emitd |") {
+		t.Errorf("a ratio of a skipped benchmark:\n%s", got)
+	}
+}

@@ -22,6 +22,10 @@ import (
 func TestDerivedConfigs(t *testing.T) {
 	for _, tg := range targets() {
 		t.Run(tg.name, func(t *testing.T) {
+			for _, kv := range tg.exampleEnv {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
 			shipped, err := configs.Load(configsDir + "/" + tg.file)
 			if err != nil {
 				t.Fatal(err)

@@ -62,7 +62,7 @@ func latencyRun(b *testing.B, rate int, duration, grace time.Duration) latencyRe
 	publishAll(b, pub, topic, cmds.msgs[:1])
 	for _, o := range []*observer{outcomes, domain} {
 		if _, err := o.waitFor(0, 1, time.Time{}); err != nil {
-			b.Fatalf("warm-up command: %v\nemitd log:\n%s", err, r.daemon.log)
+			b.Fatalf("warm-up command: %v\nemitd log:\n%s", err, r.log())
 		}
 	}
 
@@ -106,7 +106,7 @@ func latencyRun(b *testing.B, rate int, duration, grace time.Duration) latencyRe
 	deadline := lastSend.Add(grace)
 	for _, o := range []*observer{outcomes, domain} {
 		if _, err := o.waitFor(1, n+1, deadline); err != nil {
-			b.Fatalf("%v\nemitd log:\n%s", err, r.daemon.log)
+			b.Fatalf("%v\nemitd log:\n%s", err, r.log())
 		}
 	}
 	rss, err := r.daemon.peakRSS()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/emitd/emitd/adapters/awstest"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
+	"github.com/emitd/emitd/adapters/postgres/pgtest"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
 	"github.com/emitd/emitd/configs"
@@ -47,12 +48,34 @@ type target struct {
 	env func(at string) []string
 	// cleanup removes what a run left on a shared server.
 	cleanup func(cfg *configs.Config)
-	// raw starts Watermill's own pub/sub for the broker (raw_test.go).
+	// raw starts Watermill's own pub/sub for the broker (raw_test.go);
+	// nil for a target that varies something other than the broker.
 	raw func(b *testing.B, run string) rawPubSub
+	// instances is how many `emitd serve` processes share the run (0: one).
+	instances int
+	// prepare readies what the configuration leaves to the environment
+	// (a fresh PostgreSQL schema) and returns that environment; exampleEnv
+	// is an environment of the same kind, for TestDerivedConfigs.
+	prepare    func(b *testing.B) []string
+	exampleEnv []string
 }
 
 func targets() []target {
-	return []target{embeddedTarget, natsTarget, kafkaTarget, sqsTarget, amqpTarget}
+	return []target{embeddedTarget, natsTarget, postgresTarget(1), postgresTarget(3), kafkaTarget, sqsTarget, amqpTarget}
+}
+
+// postgresTarget: configs/postgres.yaml, on the machine's NATS like the
+// nats target (whose emitd row is the SQLite figure to compare with), the
+// state in a fresh schema of the machine's PostgreSQL, and n instances
+// sharing it. There is no raw row: the broker is the nats target's.
+func postgresTarget(n int) target {
+	t := natsTarget
+	t.name, t.file, t.raw, t.instances = fmt.Sprintf("postgres-%d", n), "postgres.yaml", nil, n
+	t.prepare = func(b *testing.B) []string {
+		return []string{configs.StoreURLEnv + "=" + pgtest.Schema(b)}
+	}
+	t.exampleEnv = []string{configs.StoreURLEnv + "=postgres://127.0.0.1:5432/test?search_path=emitd_bench"}
+	return t
 }
 
 var embeddedTarget = target{
@@ -146,10 +169,11 @@ func deriveConfig(t *target, run, dataDir, at string) (*configs.Config, []byte, 
 	return back, out, nil
 }
 
-// emitdRun is one daemon with the clients of a run around it.
+// emitdRun is one daemon (or several) with the clients of a run around it.
 type emitdRun struct {
 	cfg      *configs.Config
 	daemon   *daemon
+	more     []*daemon      // the other instances of the run
 	commands brokers.Broker // commands.broker: commands out, outcomes in
 	events   brokers.Broker // events.broker: the two buses
 }
@@ -160,6 +184,17 @@ func startEmitd(b *testing.B, t *target, run string) *emitdRun {
 	b.Helper()
 	at := t.start(b)
 	dir := b.TempDir()
+	var env []string
+	if t.prepare != nil {
+		env = t.prepare(b)
+	}
+	if t.env != nil {
+		env = append(env, t.env(at)...)
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		b.Setenv(k, v)
+	}
 	cfg, yml, err := deriveConfig(t, run, filepath.Join(dir, "data"), at)
 	if err != nil {
 		b.Fatalf("configs/%s: %v", t.file, err)
@@ -168,21 +203,25 @@ func startEmitd(b *testing.B, t *target, run string) *emitdRun {
 	if err := os.WriteFile(path, yml, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	var env []string
-	if t.env != nil {
-		env = t.env(at)
-		for _, kv := range env {
-			k, v, _ := strings.Cut(kv, "=")
-			b.Setenv(k, v)
-		}
-	}
 	if t.cleanup != nil {
 		b.Cleanup(func() { t.cleanup(cfg) })
 	}
 	r := &emitdRun{cfg: cfg, daemon: startDaemon(b, path, env)}
+	for range t.instances - 1 {
+		r.more = append(r.more, startDaemon(b, path, env))
+	}
 	r.commands = openBroker(b, cfg.Commands.Broker, cfg)
 	r.events = openBroker(b, cfg.Events.Broker, cfg)
 	return r
+}
+
+// log is what the run's daemons logged last, for a failure message.
+func (r *emitdRun) log() string {
+	out := r.daemon.log.String()
+	for i, d := range r.more {
+		out += fmt.Sprintf("\n--- instance %d:\n%s", i+2, d.log)
+	}
+	return out
 }
 
 func openBroker(b *testing.B, kind string, cfg *configs.Config) brokers.Broker {

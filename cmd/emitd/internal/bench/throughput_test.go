@@ -87,7 +87,7 @@ func emitdThroughput(b *testing.B, t *target) (int, time.Duration) {
 	publishAll(b, pub, topic, cmds.msgs[:1])
 	for _, o := range observers {
 		if _, err := o.waitFor(0, 1, time.Time{}); err != nil {
-			b.Fatalf("warm-up command: %v\nemitd log:\n%s", err, r.daemon.log)
+			b.Fatalf("warm-up command: %v\nemitd log:\n%s", err, r.log())
 		}
 	}
 
@@ -97,7 +97,7 @@ func emitdThroughput(b *testing.B, t *target) (int, time.Duration) {
 	var end time.Time
 	for _, o := range observers {
 		if _, err := o.waitFor(1, n+1, time.Time{}); err != nil {
-			b.Fatalf("%v\nemitd log:\n%s", err, r.daemon.log)
+			b.Fatalf("%v\nemitd log:\n%s", err, r.log())
 		}
 		arrivals, repeats, foreign := o.snapshot()
 		if l := last(arrivals, 1, n+1); l.After(end) {
