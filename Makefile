@@ -18,7 +18,7 @@ run: build ## run the daemon (embedded default, or CONFIG=configs/kafka.yaml ...
 build: ## build bin/emitd
 	$(GO) build -o $(BIN) ./cmd/emitd
 
-test: test-tools ## every test, with the race detector (needs NATS on :4222 and RabbitMQ on :5672)
+test: test-tools ## every test, with the race detector (needs NATS on :4222, RabbitMQ on :5672 and PostgreSQL on :5432)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 # fauxqs (SNS/SQS emulator) on a Node 22 binary, both from npm, pinned by
