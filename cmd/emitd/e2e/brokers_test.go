@@ -15,6 +15,7 @@ import (
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
 	"github.com/emitd/emitd/adapters/natsjs"
+	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 )
 
 func TestKafka(t *testing.T) {
@@ -176,9 +177,9 @@ func TestAMQP(t *testing.T) {
 		if err != nil {
 			return
 		}
-		for _, topic := range topics[:2] { // the commands and poison queues emitd declared
-			_, _ = ch.QueueDelete(amqp.QueueName(topic, "emitd"), false, false, false)
-		}
+		// The commands and poison queues emitd declared.
+		_, _ = ch.QueueDelete(amqp.QueueName(topics[0], "emitd"), false, false, false)
+		_, _ = ch.QueueDelete(amqp.QueueName(topics[1], brokers.DeadLetterGroup), false, false, false)
 	})
 	s := newSetup(t, "amqp.yaml", nil, replace...)
 	d := s.serve()
