@@ -30,6 +30,7 @@ type Pending struct {
 type Refusal struct {
 	Pending
 	Reason string
+	Code   string // CodeRefused or CodePolicy
 	At     time.Time
 }
 
@@ -79,7 +80,7 @@ func (f EventFeed) MarkSent(ctx context.Context, seqs []int64) error {
 func (f EventFeed) DeadLetter(ctx context.Context, refused []Refusal) error {
 	dls := make([]EventDeadLetter, len(refused))
 	for i, r := range refused {
-		dls[i] = EventDeadLetter{Seq: r.Seq, Envelope: r.rec.(domain.Envelope), Reason: r.Reason, At: r.At}
+		dls[i] = EventDeadLetter{Seq: r.Seq, Envelope: r.rec.(domain.Envelope), Reason: r.Reason, Code: r.Code, At: r.At}
 	}
 	return f.Outbox.DeadLetterEvents(ctx, dls)
 }
@@ -137,7 +138,7 @@ func (f OutcomeFeed) DeadLetter(ctx context.Context, refused []Refusal) error {
 		for k, v := range r.Msg.Metadata {
 			md[k] = v
 		}
-		dls[i] = DeadLetter{ID: r.Msg.UUID, Kind: KindOutcome, Origin: f.Topic, Reason: r.Reason, Class: "refused",
+		dls[i] = DeadLetter{ID: r.Msg.UUID, Kind: KindOutcome, Origin: f.Topic, Reason: r.Reason, Code: r.Code, Class: "refused",
 			Attempts: 1, First: r.At, Last: r.At, Digest: Digest(r.Msg.Payload), Payload: r.Msg.Payload, Metadata: md}
 		seqs[i] = r.Seq
 	}
@@ -403,7 +404,7 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 			}
 			if rec.Refuse != nil {
 				// Never publish it; keep it, exact bytes, for operations.
-				dead = append(dead, Refusal{Pending: rec, Reason: rec.Refuse.Error(), At: time.Now().UTC()})
+				dead = append(dead, Refusal{Pending: rec, Reason: rec.Refuse.Error(), Code: CodePolicy, At: time.Now().UTC()})
 				continue
 			}
 			rec.Msg.SetContext(ctx)
@@ -424,7 +425,7 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 			rec := recOf[msg.UUID]
 			switch {
 			case be != nil && be.Refused[msg.UUID] != nil:
-				dead = append(dead, Refusal{Pending: rec, Reason: be.Refused[msg.UUID].Error(), At: time.Now().UTC()})
+				dead = append(dead, Refusal{Pending: rec, Reason: be.Refused[msg.UUID].Error(), Code: CodeRefused, At: time.Now().UTC()})
 			case be != nil && be.Pending[msg.UUID] != nil:
 				cut = min(cut, rec.Seq)
 				lastErr = fmt.Errorf("publish to %q: %w", g.topic, be.Pending[msg.UUID])

@@ -152,6 +152,7 @@ func DeadLetterMessage(msg *message.Message, dl *DeadLetterError, instance strin
 	}
 	attempts := max(dl.Attempts, 1)
 	m.Metadata.Set(publisher.DLQReason, dl.Reason)
+	m.Metadata.Set(publisher.DLQCode, dl.Code)
 	m.Metadata.Set(publisher.DLQClass, string(dl.Class))
 	m.Metadata.Set(publisher.DLQTopic, message.SubscribeTopicFromCtx(msg.Context()))
 	m.Metadata.Set(publisher.DLQHandler, message.HandlerNameFromCtx(msg.Context()))
