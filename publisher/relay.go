@@ -170,6 +170,10 @@ type Relay struct {
 	// envelopes behind. Topics not listed follow, in the order they appear.
 	TopicOrder []string
 
+	// Observer sees each publish and what it settled (the metrics); nil:
+	// none.
+	Observer RelayObserver
+
 	BatchSize    int           // records read per store round trip
 	PollInterval time.Duration // how often to look without a Notify
 	MaxBackoff   time.Duration // cap of the wait after a failed publish
@@ -188,6 +192,19 @@ type Relay struct {
 	downSince time.Time // a topic or the store has been failing since
 	downLast  time.Time // last log line about it
 	downCount int
+}
+
+// RelayObserver sees what a relay does, as it is done: a publish call as it
+// returns, deliveries and dead letters once the store recorded them.
+type RelayObserver interface {
+	// Publish: one Publish call to topic of n messages took d (err: the
+	// call failed as a whole).
+	Publish(topic string, n int, d time.Duration, err error)
+	// Sent: n messages for topic were delivered and left the outbox.
+	Sent(topic string, n int)
+	// DeadLettered: one message for topic moved to the dead letters, with
+	// the reason code (CodeRefused, CodePolicy).
+	DeadLettered(topic, code string)
 }
 
 // NewRelay fills in defaults.
@@ -393,6 +410,7 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 	const none = int64(1<<63 - 1)
 	cut := none // messages with Seq >= cut wait for the next round
 	var sent []int64
+	sentByTopic := map[string]int{}
 	var dead []Refusal
 	var lastErr error
 	for _, g := range groups {
@@ -414,8 +432,16 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 		if len(msgs) == 0 {
 			continue
 		}
+		began := time.Now()
 		perr := r.Publisher.Publish(g.topic, msgs...)
 		be, isBatch := AsBatchError(perr)
+		if r.Observer != nil {
+			var whole error
+			if perr != nil && !isBatch {
+				whole = perr
+			}
+			r.Observer.Publish(g.topic, len(msgs), time.Since(began), whole)
+		}
 		if perr != nil && !isBatch {
 			lastErr = fmt.Errorf("publish to %q: %w", g.topic, perr)
 			cut = min(cut, recOf[msgs[0].UUID].Seq)
@@ -431,6 +457,7 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 				lastErr = fmt.Errorf("publish to %q: %w", g.topic, be.Pending[msg.UUID])
 			default:
 				sent = append(sent, rec.Seq)
+				sentByTopic[g.topic]++
 			}
 		}
 	}
@@ -445,12 +472,22 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 				watermill.LogFields{"message_uuid": d.Msg.UUID, "topic": d.Topic})
 		}
 		r.deadLettered.Add(int64(len(dead)))
+		if r.Observer != nil {
+			for _, d := range dead {
+				r.Observer.DeadLettered(d.Topic, d.Code)
+			}
+		}
 	}
 	if len(sent) > 0 {
 		if err := r.Feed.MarkSent(ctx, sent); err != nil {
 			return false, fmt.Errorf("mark sent: %w", err)
 		}
 		r.published.Add(int64(len(sent)))
+		if r.Observer != nil {
+			for topic, n := range sentByTopic {
+				r.Observer.Sent(topic, n)
+			}
+		}
 	}
 	// Read on after what is settled: everything before the first message
 	// that waits, or the whole batch.

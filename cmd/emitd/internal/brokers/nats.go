@@ -42,6 +42,12 @@ func (b *natsBroker) Name() string                 { return b.name }
 func (b *natsBroker) Publisher() message.Publisher { return b.pub }
 func (b *natsBroker) Close() error                 { return b.pub.Close() }
 
+func (b *natsBroker) Ping(ctx context.Context, topic string) error { return b.pub.Ping(ctx, topic) }
+
+func (b *natsBroker) QueueDepth(ctx context.Context, topic, group string) (int64, error) {
+	return b.pub.QueueDepth(ctx, topic, group)
+}
+
 func (b *natsBroker) EnsureTopics(ctx context.Context, topics ...string) error {
 	return b.pub.EnsureStreams(ctx, topics)
 }
