@@ -321,9 +321,9 @@ func (s *Stats) retried() {
 		s.Observer.Retried()
 	}
 }
-func (s *Stats) accepted()                { s.add("accepted") }
-func (s *Stats) rejected(reason string)   { s.add("rejected." + reason) }
-func (s *Stats) duplicate()               { s.add("duplicate") }
+func (s *Stats) accepted()              { s.add("accepted") }
+func (s *Stats) rejected(reason string) { s.add("rejected." + reason) }
+func (s *Stats) duplicate()             { s.add("duplicate") }
 
 // Snapshot returns a copy of the counters.
 func (s *Stats) Snapshot() map[string]int64 {

@@ -145,7 +145,9 @@ func run(t *testing.T, s *schedule.Scheduler) (stop func()) {
 // A Tuesday.
 var day = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 
-func at(h, m int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+func at(h, m int) time.Time {
+	return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+}
 
 func TestFiresOnTimeWithCatchUpOnce(t *testing.T) {
 	c := newClock(at(6, 59).Add(30 * time.Second))
@@ -257,7 +259,7 @@ func TestFiringRetriedUntilTaken(t *testing.T) {
 	awaitWaiting(t, c)
 	c.set(at(7, 0))
 	for i, now := 0, at(7, 0); i < 3; i++ {
-		awaitWaiting(t, c) // the backoff
+		awaitWaiting(t, c)              // the backoff
 		now = now.Add(10 * time.Second) // past each backoff (1s, 2s, 4s)
 		c.set(now)
 	}

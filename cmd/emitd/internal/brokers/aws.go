@@ -303,7 +303,9 @@ func (b *eventBridgeBroker) Name() string                 { return configs.Broke
 func (b *eventBridgeBroker) Publisher() message.Publisher { return b.pub }
 func (b *eventBridgeBroker) Close() error                 { return b.pub.Close() }
 
-func (b *eventBridgeBroker) Ping(ctx context.Context, topic string) error { return b.pub.Ping(ctx, topic) }
+func (b *eventBridgeBroker) Ping(ctx context.Context, topic string) error {
+	return b.pub.Ping(ctx, topic)
+}
 
 // Subscriber always fails: PutEvents is write-only.
 func (b *eventBridgeBroker) Subscriber(SubscribeOptions) (message.Subscriber, error) {
