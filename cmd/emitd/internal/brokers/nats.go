@@ -72,10 +72,10 @@ type Embedded struct {
 
 // StartEmbedded starts the embedded broker on brokers.embedded's loopback
 // address, with its JetStream store under dataDir/nats.
-func StartEmbedded(cfg *configs.Config) (*Embedded, error) {
+func StartEmbedded(cfg *configs.Config, logger watermill.LoggerAdapter) (*Embedded, error) {
 	e := cfg.Brokers.Embedded
 	dir := filepath.Join(cfg.DataDir, "nats")
-	srv, url, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{Dir: dir, Host: e.Host, Port: e.Port})
+	srv, url, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{Dir: dir, Host: e.Host, Port: e.Port, Logger: logger})
 	if err != nil {
 		if strings.Contains(err.Error(), "not ready") {
 			err = fmt.Errorf("%w: is another emitd or program listening on %s? set brokers.embedded.port to move it",
