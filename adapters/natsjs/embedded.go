@@ -49,16 +49,24 @@ type serverLogger struct{ l watermill.LoggerAdapter }
 
 var serverFields = watermill.LogFields{"component": "nats-server"}
 
-func (s serverLogger) Noticef(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...), serverFields) }
+func (s serverLogger) Noticef(format string, v ...any) {
+	s.l.Debug(fmt.Sprintf(format, v...), serverFields)
+}
 func (s serverLogger) Warnf(format string, v ...any) {
 	s.l.Info(fmt.Sprintf(format, v...), watermill.LogFields{"component": "nats-server", "severity": "warning"})
 }
 func (s serverLogger) Fatalf(format string, v ...any) {
 	s.l.Error(fmt.Sprintf(format, v...), nil, watermill.LogFields{"component": "nats-server", "severity": "fatal"})
 }
-func (s serverLogger) Errorf(format string, v ...any) { s.l.Error(fmt.Sprintf(format, v...), nil, serverFields) }
-func (s serverLogger) Debugf(format string, v ...any) { s.l.Trace(fmt.Sprintf(format, v...), serverFields) }
-func (s serverLogger) Tracef(format string, v ...any) { s.l.Trace(fmt.Sprintf(format, v...), serverFields) }
+func (s serverLogger) Errorf(format string, v ...any) {
+	s.l.Error(fmt.Sprintf(format, v...), nil, serverFields)
+}
+func (s serverLogger) Debugf(format string, v ...any) {
+	s.l.Trace(fmt.Sprintf(format, v...), serverFields)
+}
+func (s serverLogger) Tracef(format string, v ...any) {
+	s.l.Trace(fmt.Sprintf(format, v...), serverFields)
+}
 
 // StartEmbedded runs nats-server in this process with JetStream on, file
 // storage under cfg.Dir, listening on loopback only. It returns once the

@@ -43,8 +43,8 @@ type Daemon struct {
 
 	metrics   *telemetry.Metrics
 	probe     *telemetry.Probe
-	http      *telemetry.Server        // nil: http.listen is off
-	scheduler *schedule.Scheduler      // nil: the schedule is off
+	http      *telemetry.Server       // nil: http.listen is off
+	scheduler *schedule.Scheduler     // nil: the schedule is off
 	handlers  map[string]http.Handler // mounted on the listener beside /metrics
 
 	// Now is the clock the aggregate is given (tests move it).

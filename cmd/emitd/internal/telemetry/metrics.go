@@ -163,10 +163,14 @@ func (o commandObserver) DeadLettered(typ domain.CommandType, code string, took 
 func (o commandObserver) Retried() { o.m.retries.Inc() }
 
 // Events is the events relay's observer.
-func (m *Metrics) Events() publisher.RelayObserver { return relayObserver{m: m, kind: publisher.KindEvent, buses: true} }
+func (m *Metrics) Events() publisher.RelayObserver {
+	return relayObserver{m: m, kind: publisher.KindEvent, buses: true}
+}
 
 // Outcomes is the outcomes relay's observer (its dead letters only).
-func (m *Metrics) Outcomes() publisher.RelayObserver { return relayObserver{m: m, kind: publisher.KindOutcome} }
+func (m *Metrics) Outcomes() publisher.RelayObserver {
+	return relayObserver{m: m, kind: publisher.KindOutcome}
+}
 
 type relayObserver struct {
 	m     *Metrics
