@@ -221,10 +221,11 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 		}
 		d.scheduler = &schedule.Scheduler{Entries: entries, Location: loc, CatchUp: catchUp, Clock: clock, Leaser: d.store,
 			Publish: func(ctx context.Context, f schedule.Firing) error {
-				// The message id is the command id too: JetStream drops a
-				// repeat within its duplicate window before the pipeline
-				// has to.
-				msg := message.NewMessage(f.CommandID, f.Payload)
+				// A message id of its own: the command id inside makes a
+				// repeated firing a duplicate for the pipeline, which
+				// answers it (a broker that drops repeated message ids
+				// would drop it unanswered, on some brokers only).
+				msg := message.NewMessage(watermill.NewUUID(), f.Payload)
 				msg.Metadata.Set(publisher.MetaCorrelationID, f.CommandID)
 				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
