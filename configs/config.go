@@ -30,6 +30,8 @@ type Config struct {
 	Metadata domain.Metadata `yaml:"metadata"`
 	Router   RouterConfig    `yaml:"router"`
 	Relay    RelayConfig     `yaml:"relay"`
+	HTTP     HTTPConfig      `yaml:"http"`
+	Schedule ScheduleConfig  `yaml:"schedule"`
 }
 
 // CommandsConfig says where commands come from and where their outcomes and
@@ -239,4 +241,59 @@ type RelayConfig struct {
 	BatchSize    int           `yaml:"batchSize"`
 	PollInterval time.Duration `yaml:"pollInterval"`
 	MaxBackoff   time.Duration `yaml:"maxBackoff"`
+}
+
+// HTTPConfig is the operations listener: /metrics, /healthz, /readyz. It has
+// no authentication: keep it on loopback or a network only scrapers reach.
+type HTTPConfig struct {
+	// Listen is host:port; nil (left out): DefaultHTTPListen; "": no listener.
+	Listen *string `yaml:"listen"`
+	// MaxRelayLag: /readyz answers 503 while the oldest envelope waiting in
+	// the outbox is older than this (the relay is stuck). Default 60s.
+	MaxRelayLag time.Duration `yaml:"maxRelayLag"`
+}
+
+// ListenAddr is http.listen with its default applied ("" when off).
+func (h HTTPConfig) ListenAddr() string {
+	if h.Listen == nil {
+		return DefaultHTTPListen
+	}
+	return *h.Listen
+}
+
+// ScheduleConfig is the built-in schedule of the time-based commands.
+type ScheduleConfig struct {
+	// Enabled: nil (left out) is true.
+	Enabled *bool `yaml:"enabled"`
+	// Timezone of the cron fields, an IANA name; default UTC.
+	Timezone string `yaml:"timezone"`
+	// CatchUp: a fire time missed while no emitd fired (down, restarting)
+	// is fired once at start if it is younger than this. nil: 1h; 0: never.
+	CatchUp *time.Duration `yaml:"catchUp"`
+	// Entries: nil (left out) is DefaultSchedule; [] is none.
+	Entries []ScheduleEntry `yaml:"entries"`
+}
+
+// On says whether the schedule fires.
+func (s ScheduleConfig) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// ScheduleEntry is one command fired on a cron schedule.
+type ScheduleEntry struct {
+	// Name identifies the entry: in logs, in the metric
+	// emitd_schedule_fired_total{schedule}, and in the command ids of its
+	// firings (so renaming an entry makes its firings new commands).
+	Name string `yaml:"name"`
+	// Cron is standard cron text (minute hour day-of-month month
+	// day-of-week), a descriptor such as @hourly, or @every 5s (tests only).
+	Cron    string          `yaml:"cron"`
+	Command ScheduleCommand `yaml:"command"`
+}
+
+// ScheduleCommand is the command an entry fires.
+type ScheduleCommand struct {
+	Type string `yaml:"type"` // CreateSlots, UnattendSlots or CloseSlots
+	// Data is the command's data, as in a command sent by hand (CreateSlots:
+	// date, startHour, count). CreateSlots without a date creates the fire
+	// time's day.
+	Data map[string]any `yaml:"data"`
 }

@@ -81,6 +81,7 @@ func (c *Config) applyDefaults() {
 	if c.Relay.MaxBackoff == 0 {
 		c.Relay.MaxBackoff = 5 * time.Second
 	}
+	c.applyOperationsDefaults()
 }
 
 // Store drivers, the environment variable store.url falls back to, and
@@ -229,6 +230,7 @@ func (c *Config) Validate() Problems {
 	if c.Relay.BatchSize < 1 || c.Relay.BatchSize > 10000 {
 		add("relay.batchSize", "must be between 1 and 10000, got %d", c.Relay.BatchSize)
 	}
+	c.validateOperations(add)
 	return p
 }
 

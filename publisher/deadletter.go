@@ -26,6 +26,10 @@ const (
 	DLQLastFailure  = "dlq_last_failure"
 	DLQInstance     = "dlq_instance"
 	DLQDigest       = "dlq_payload_sha256"
+	// DLQCode is the bounded reason code (malformed, invalid,
+	// retries_exhausted, ...): what counters and `emitd status` group by,
+	// where the reason itself is text for people.
+	DLQCode = "dlq_reason_code"
 	// DLQReplays survives replay: it counts how often a message went back,
 	// so a message that keeps failing cannot loop for ever.
 	DLQReplays = "dlq_replays"
@@ -33,7 +37,7 @@ const (
 
 // PoisonContextKeys are the keys replay strips before re-publishing.
 var PoisonContextKeys = []string{DLQReason, DLQClass, DLQTopic, DLQHandler, DLQAttempts,
-	DLQFirstFailure, DLQLastFailure, DLQInstance, DLQDigest}
+	DLQFirstFailure, DLQLastFailure, DLQInstance, DLQDigest, DLQCode}
 
 // Digest is the SHA-256 of a payload, hex encoded, as stored in DLQDigest.
 func Digest(payload []byte) string {
@@ -49,6 +53,15 @@ const (
 	KindOutcome = "outcome"
 )
 
+// Reason codes of the dead letters the relays make (the command pipeline's
+// are router.ReasonCode's).
+const (
+	// CodeRefused: the broker refused the message for good.
+	CodeRefused = "refused"
+	// CodePolicy: the emit policy forbids the event on its bus.
+	CodePolicy = "policy"
+)
+
 // DeadLetter is one message that could not be processed (a command) or
 // delivered (an event), as operations list, show, purge and replay it. The
 // payload and metadata are the original message's, byte for byte; the
@@ -58,6 +71,7 @@ type DeadLetter struct {
 	Kind     string    `json:"kind"`
 	Origin   string    `json:"origin"` // the topic a command came from, or the bus an event was meant for
 	Reason   string    `json:"reason"`
+	Code     string    `json:"reasonCode,omitempty"` // bounded: malformed, invalid, retries_exhausted, refused, policy, ...
 	Class    string    `json:"errorClass"`
 	Attempts int       `json:"attempts"`
 	Replays  int       `json:"replays"`
@@ -148,6 +162,7 @@ func CommandDeadLetter(msg *message.Message) DeadLetter {
 	get := func(k string) string { v := md[k]; delete(md, k); return v }
 	d := DeadLetter{ID: msg.UUID, Kind: KindCommand, Payload: msg.Payload}
 	d.Reason, d.Class, d.Origin = get(DLQReason), get(DLQClass), get(DLQTopic)
+	d.Code = get(DLQCode)
 	d.Digest = get(DLQDigest)
 	d.Attempts, _ = strconv.Atoi(get(DLQAttempts))
 	d.Replays, _ = strconv.Atoi(md[DLQReplays]) // stays in the metadata: it travels with the message
@@ -171,6 +186,6 @@ func EventDeadLetterOf(env domain.Envelope, reason string, at time.Time) (DeadLe
 	for k, v := range msg.Metadata {
 		md[k] = v
 	}
-	return DeadLetter{ID: env.ID, Kind: KindEvent, Origin: env.EventBusName, Reason: reason, Class: "refused",
+	return DeadLetter{ID: env.ID, Kind: KindEvent, Origin: env.EventBusName, Reason: reason, Code: CodeRefused, Class: "refused",
 		Attempts: 1, First: at, Last: at, Digest: Digest(msg.Payload), Payload: msg.Payload, Metadata: md}, nil
 }

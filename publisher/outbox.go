@@ -20,6 +20,7 @@ type EventDeadLetter struct {
 	Seq      int64
 	Envelope domain.Envelope
 	Reason   string
+	Code     string // CodeRefused or CodePolicy; "" is CodeRefused
 	At       time.Time
 }
 

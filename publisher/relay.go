@@ -30,6 +30,7 @@ type Pending struct {
 type Refusal struct {
 	Pending
 	Reason string
+	Code   string // CodeRefused or CodePolicy
 	At     time.Time
 }
 
@@ -79,7 +80,7 @@ func (f EventFeed) MarkSent(ctx context.Context, seqs []int64) error {
 func (f EventFeed) DeadLetter(ctx context.Context, refused []Refusal) error {
 	dls := make([]EventDeadLetter, len(refused))
 	for i, r := range refused {
-		dls[i] = EventDeadLetter{Seq: r.Seq, Envelope: r.rec.(domain.Envelope), Reason: r.Reason, At: r.At}
+		dls[i] = EventDeadLetter{Seq: r.Seq, Envelope: r.rec.(domain.Envelope), Reason: r.Reason, Code: r.Code, At: r.At}
 	}
 	return f.Outbox.DeadLetterEvents(ctx, dls)
 }
@@ -137,7 +138,7 @@ func (f OutcomeFeed) DeadLetter(ctx context.Context, refused []Refusal) error {
 		for k, v := range r.Msg.Metadata {
 			md[k] = v
 		}
-		dls[i] = DeadLetter{ID: r.Msg.UUID, Kind: KindOutcome, Origin: f.Topic, Reason: r.Reason, Class: "refused",
+		dls[i] = DeadLetter{ID: r.Msg.UUID, Kind: KindOutcome, Origin: f.Topic, Reason: r.Reason, Code: r.Code, Class: "refused",
 			Attempts: 1, First: r.At, Last: r.At, Digest: Digest(r.Msg.Payload), Payload: r.Msg.Payload, Metadata: md}
 		seqs[i] = r.Seq
 	}
@@ -169,6 +170,10 @@ type Relay struct {
 	// envelopes behind. Topics not listed follow, in the order they appear.
 	TopicOrder []string
 
+	// Observer sees each publish and what it settled (the metrics); nil:
+	// none.
+	Observer RelayObserver
+
 	BatchSize    int           // records read per store round trip
 	PollInterval time.Duration // how often to look without a Notify
 	MaxBackoff   time.Duration // cap of the wait after a failed publish
@@ -187,6 +192,19 @@ type Relay struct {
 	downSince time.Time // a topic or the store has been failing since
 	downLast  time.Time // last log line about it
 	downCount int
+}
+
+// RelayObserver sees what a relay does, as it is done: a publish call as it
+// returns, deliveries and dead letters once the store recorded them.
+type RelayObserver interface {
+	// Publish: one Publish call to topic of n messages took d (err: the
+	// call failed as a whole).
+	Publish(topic string, n int, d time.Duration, err error)
+	// Sent: n messages for topic were delivered and left the outbox.
+	Sent(topic string, n int)
+	// DeadLettered: one message for topic moved to the dead letters, with
+	// the reason code (CodeRefused, CodePolicy).
+	DeadLettered(topic, code string)
 }
 
 // NewRelay fills in defaults.
@@ -392,6 +410,7 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 	const none = int64(1<<63 - 1)
 	cut := none // messages with Seq >= cut wait for the next round
 	var sent []int64
+	sentByTopic := map[string]int{}
 	var dead []Refusal
 	var lastErr error
 	for _, g := range groups {
@@ -403,7 +422,7 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 			}
 			if rec.Refuse != nil {
 				// Never publish it; keep it, exact bytes, for operations.
-				dead = append(dead, Refusal{Pending: rec, Reason: rec.Refuse.Error(), At: time.Now().UTC()})
+				dead = append(dead, Refusal{Pending: rec, Reason: rec.Refuse.Error(), Code: CodePolicy, At: time.Now().UTC()})
 				continue
 			}
 			rec.Msg.SetContext(ctx)
@@ -413,8 +432,16 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 		if len(msgs) == 0 {
 			continue
 		}
+		began := time.Now()
 		perr := r.Publisher.Publish(g.topic, msgs...)
 		be, isBatch := AsBatchError(perr)
+		if r.Observer != nil {
+			var whole error
+			if perr != nil && !isBatch {
+				whole = perr
+			}
+			r.Observer.Publish(g.topic, len(msgs), time.Since(began), whole)
+		}
 		if perr != nil && !isBatch {
 			lastErr = fmt.Errorf("publish to %q: %w", g.topic, perr)
 			cut = min(cut, recOf[msgs[0].UUID].Seq)
@@ -424,12 +451,13 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 			rec := recOf[msg.UUID]
 			switch {
 			case be != nil && be.Refused[msg.UUID] != nil:
-				dead = append(dead, Refusal{Pending: rec, Reason: be.Refused[msg.UUID].Error(), At: time.Now().UTC()})
+				dead = append(dead, Refusal{Pending: rec, Reason: be.Refused[msg.UUID].Error(), Code: CodeRefused, At: time.Now().UTC()})
 			case be != nil && be.Pending[msg.UUID] != nil:
 				cut = min(cut, rec.Seq)
 				lastErr = fmt.Errorf("publish to %q: %w", g.topic, be.Pending[msg.UUID])
 			default:
 				sent = append(sent, rec.Seq)
+				sentByTopic[g.topic]++
 			}
 		}
 	}
@@ -444,12 +472,22 @@ func (r *Relay) publishBatch(ctx context.Context, recs []Pending) (pending bool,
 				watermill.LogFields{"message_uuid": d.Msg.UUID, "topic": d.Topic})
 		}
 		r.deadLettered.Add(int64(len(dead)))
+		if r.Observer != nil {
+			for _, d := range dead {
+				r.Observer.DeadLettered(d.Topic, d.Code)
+			}
+		}
 	}
 	if len(sent) > 0 {
 		if err := r.Feed.MarkSent(ctx, sent); err != nil {
 			return false, fmt.Errorf("mark sent: %w", err)
 		}
 		r.published.Add(int64(len(sent)))
+		if r.Observer != nil {
+			for topic, n := range sentByTopic {
+				r.Observer.Sent(topic, n)
+			}
+		}
 	}
 	// Read on after what is settled: everything before the first message
 	// that waits, or the whole batch.

@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
 )
 
@@ -96,7 +97,12 @@ func (pq *PoisonQueue) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			return nil, fmt.Errorf("dead letter not stored anywhere yet; left for redelivery: %w", perr)
 		}
 		pq.failing.succeed(msg.UUID)
-		pq.Stats.deadLettered(dl.Code)
+		var typ domain.CommandType
+		took := time.Duration(0)
+		if it := itemOf(msg); it != nil {
+			typ, took = it.cmd.Type, time.Since(it.received)
+		}
+		pq.Stats.deadLettered(typ, dl.Code, took)
 		pq.Logger.Info("command dead-lettered", watermill.LogFields{
 			"message_uuid": Clip(msg.UUID), "code": dl.Code, "class": dl.Class, "reason": dl.Reason, "kept_in": where})
 		return nil, nil
@@ -152,6 +158,7 @@ func DeadLetterMessage(msg *message.Message, dl *DeadLetterError, instance strin
 	}
 	attempts := max(dl.Attempts, 1)
 	m.Metadata.Set(publisher.DLQReason, dl.Reason)
+	m.Metadata.Set(publisher.DLQCode, dl.Code)
 	m.Metadata.Set(publisher.DLQClass, string(dl.Class))
 	m.Metadata.Set(publisher.DLQTopic, message.SubscribeTopicFromCtx(msg.Context()))
 	m.Metadata.Set(publisher.DLQHandler, message.HandlerNameFromCtx(msg.Context()))
@@ -263,11 +270,30 @@ func panicSite() string {
 	}
 }
 
-// Stats counts outcomes by class and reason for the shutdown log (and the
-// metrics endpoint).
+// Stats counts outcomes by class and reason for the shutdown log, and
+// hands each count to Observer (the metrics) at the same moment: after the
+// commit, or for a dead letter once it is kept on the poison queue or in
+// the store.
 type Stats struct {
+	Observer Observer // nil: none
+
 	mu       sync.Mutex
 	counters map[string]int64
+}
+
+// Observer sees every command as Stats counts it. Types are as the command
+// said (for bytes that are not a command, what they claimed, or ""):
+// bound them before using them as labels.
+type Observer interface {
+	// Committed: the command's outcome committed; status is accepted,
+	// rejected or duplicate (dead-lettered commands come through
+	// DeadLettered); took is from its receipt to the commit.
+	Committed(typ domain.CommandType, status string, took time.Duration)
+	// DeadLettered: the command's dead letter is kept; code is the bounded
+	// reason code (ReasonCode).
+	DeadLettered(typ domain.CommandType, code string, took time.Duration)
+	// Retried: a lone failing command is tried again.
+	Retried()
 }
 
 func (s *Stats) add(key string) {
@@ -282,11 +308,22 @@ func (s *Stats) add(key string) {
 	s.counters[key]++
 }
 
-func (s *Stats) deadLettered(code string) { s.add("dead_lettered." + code) }
-func (s *Stats) retried()                 { s.add("retried") }
-func (s *Stats) accepted()                { s.add("accepted") }
-func (s *Stats) rejected(reason string)   { s.add("rejected." + reason) }
-func (s *Stats) duplicate()               { s.add("duplicate") }
+func (s *Stats) deadLettered(typ domain.CommandType, code string, took time.Duration) {
+	s.add("dead_lettered." + code)
+	if s != nil && s.Observer != nil {
+		s.Observer.DeadLettered(typ, code, took)
+	}
+}
+
+func (s *Stats) retried() {
+	s.add("retried")
+	if s != nil && s.Observer != nil {
+		s.Observer.Retried()
+	}
+}
+func (s *Stats) accepted()              { s.add("accepted") }
+func (s *Stats) rejected(reason string) { s.add("rejected." + reason) }
+func (s *Stats) duplicate()             { s.add("duplicate") }
 
 // Snapshot returns a copy of the counters.
 func (s *Stats) Snapshot() map[string]int64 {

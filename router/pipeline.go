@@ -275,7 +275,7 @@ func (p *Pipeline) process(batch []*item) {
 		if err == nil {
 			p.outage.recovered(p.Logger)
 			for i, it := range batch {
-				p.Stats.count(results[i], string(it.cmd.Type))
+				p.Stats.count(results[i], it)
 				it.finish(results[i].err)
 			}
 			if p.OnCommit != nil {
@@ -389,14 +389,21 @@ type result struct {
 	code   string // the rejection's rule
 }
 
-func (s *Stats) count(r result, typ string) {
+func (s *Stats) count(r result, it *item) {
 	switch r.status {
 	case domain.OutcomeAccepted:
 		s.accepted()
 	case domain.OutcomeRejected:
-		s.rejected(typ + "." + r.code)
+		s.rejected(string(it.cmd.Type) + "." + r.code)
 	case "duplicate":
 		s.duplicate()
+	default:
+		return // dead-lettered: counted once its dead letter is kept (PoisonQueue)
+	}
+	// A duplicate of a command dead-lettered for good goes to the poison
+	// queue again: it is seen there, once (DeadLettered).
+	if s != nil && s.Observer != nil && r.err == nil {
+		s.Observer.Committed(it.cmd.Type, r.status, time.Since(it.received))
 	}
 }
 

@@ -123,6 +123,7 @@ func Run(t *testing.T, f Factory, feat Features) {
 	t.Run("CloseWithoutLoss", s.closeWithoutLoss)
 	t.Run("ManyInFlight", s.manyInFlight)
 	t.Run("NativeMapping", s.nativeMapping)
+	t.Run("Health", s.health)
 }
 
 type suite struct {

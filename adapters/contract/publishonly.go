@@ -72,6 +72,12 @@ func RunPublisher(t *testing.T, f PublisherFactory, feat Features) {
 		}
 	}
 
+	t.Run("Ping", func(t *testing.T) {
+		pub := f.NewPublisher(t)
+		t.Cleanup(func() { pub.Close() })
+		checkPing(t, name, pub, f.NewTopic(t))
+	})
+
 	t.Run("EnvelopesUnchanged", func(t *testing.T) {
 		topic := f.NewTopic(t)
 		pub := f.NewPublisher(t)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/Shopify/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -27,6 +28,9 @@ type Publisher struct {
 	mu       sync.RWMutex // Publish holds it shared, Close exclusively
 	closed   bool
 	producer sarama.SyncProducer
+	client   sarama.Client // the producer's, for Ping
+
+	pinging atomic.Bool // a Ping's metadata request is in flight
 }
 
 // NewPublisher connects to cfg.Brokers. logger may be nil.
@@ -49,11 +53,16 @@ func NewPublisher(cfg Config, _ watermill.LoggerAdapter) (message.Publisher, err
 	if err := cfg.tune(sc); err != nil {
 		return nil, err
 	}
-	p, err := sarama.NewSyncProducer(cfg.Brokers, sc)
+	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
 		return nil, fmt.Errorf("kafka publisher: %w", err)
 	}
-	return &Publisher{producer: p}, nil
+	p, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("kafka publisher: %w", err)
+	}
+	return &Publisher{producer: p, client: client}, nil
 }
 
 // Publish sends msgs to topic in one SendMessages call.
@@ -124,5 +133,5 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	return p.producer.Close()
+	return errors.Join(p.producer.Close(), p.client.Close())
 }

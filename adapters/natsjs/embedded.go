@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -35,6 +36,36 @@ type EmbeddedConfig struct {
 	// ReadyTimeout bounds the wait for the server to accept connections;
 	// 10 s when zero.
 	ReadyTimeout time.Duration
+	// Logger receives the server's own log lines (component=nats-server),
+	// so that they come out in emitd's format; nil: the server logs
+	// nothing.
+	Logger watermill.LoggerAdapter
+}
+
+// serverLogger hands nats-server's log lines to a Watermill logger. Its
+// notices (the start-up banner, a dozen lines) are debug detail for emitd;
+// warnings show at info, marked as such.
+type serverLogger struct{ l watermill.LoggerAdapter }
+
+var serverFields = watermill.LogFields{"component": "nats-server"}
+
+func (s serverLogger) Noticef(format string, v ...any) {
+	s.l.Debug(fmt.Sprintf(format, v...), serverFields)
+}
+func (s serverLogger) Warnf(format string, v ...any) {
+	s.l.Info(fmt.Sprintf(format, v...), watermill.LogFields{"component": "nats-server", "severity": "warning"})
+}
+func (s serverLogger) Fatalf(format string, v ...any) {
+	s.l.Error(fmt.Sprintf(format, v...), nil, watermill.LogFields{"component": "nats-server", "severity": "fatal"})
+}
+func (s serverLogger) Errorf(format string, v ...any) {
+	s.l.Error(fmt.Sprintf(format, v...), nil, serverFields)
+}
+func (s serverLogger) Debugf(format string, v ...any) {
+	s.l.Trace(fmt.Sprintf(format, v...), serverFields)
+}
+func (s serverLogger) Tracef(format string, v ...any) {
+	s.l.Trace(fmt.Sprintf(format, v...), serverFields)
 }
 
 // StartEmbedded runs nats-server in this process with JetStream on, file
@@ -76,12 +107,15 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, string, error) {
 		JetStream:  true,
 		StoreDir:   cfg.Dir,
 		NoSigs:     true, // the daemon owns signal handling
-		NoLog:      true,
+		NoLog:      cfg.Logger == nil,
 		// No HTTP monitoring, no cluster, no leafnodes: nothing else listens.
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, "", fmt.Errorf("natsjs: embedded server: %w", err)
+	}
+	if cfg.Logger != nil {
+		srv.SetLoggerV2(serverLogger{cfg.Logger}, false, false, false)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(cfg.ReadyTimeout) {

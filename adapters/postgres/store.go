@@ -476,6 +476,9 @@ func (s *Store) DeadLetterEvents(ctx context.Context, refused []publisher.EventD
 		if dls[i], err = publisher.EventDeadLetterOf(r.Envelope, r.Reason, r.At); err != nil {
 			return err
 		}
+		if r.Code != "" {
+			dls[i].Code = r.Code
+		}
 		seqs[i] = r.Seq
 	}
 	return s.inTx(ctx, func(tx pgx.Tx) error {
@@ -492,6 +495,61 @@ func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 	var n int
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
 	return n, unavailable(err)
+}
+
+// Outboxes implements publisher.Reporter.
+func (s *Store) Outboxes(ctx context.Context) (publisher.OutboxReport, error) {
+	var r publisher.OutboxReport
+	for _, o := range []struct {
+		table string
+		b     *publisher.Backlog
+	}{{"outbox", &r.Envelopes}, {"outcome_outbox", &r.Outcomes}} {
+		var oldest *time.Time
+		if err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM `+o.table).Scan(&o.b.Pending, &oldest); err != nil {
+			return r, unavailable(err)
+		}
+		if oldest != nil {
+			o.b.Oldest = oldest.UTC()
+		}
+	}
+	return r, nil
+}
+
+// DeadLetterCounts implements publisher.Reporter.
+func (s *Store) DeadLetterCounts(ctx context.Context) ([]publisher.DeadLetterCount, error) {
+	rows, err := s.pool.Query(ctx, `SELECT kind, code, count(*) FROM dead_letters WHERE purged_at IS NULL GROUP BY kind, code ORDER BY kind, code`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []publisher.DeadLetterCount
+	for rows.Next() {
+		var c publisher.DeadLetterCount
+		if err := rows.Scan(&c.Kind, &c.Code, &c.Count); err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, c)
+	}
+	return out, unavailable(rows.Err())
+}
+
+// ProcessedCounts implements publisher.Reporter.
+func (s *Store) ProcessedCounts(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM processed_commands GROUP BY status`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, unavailable(err)
+		}
+		out[st] = n
+	}
+	return out, unavailable(rows.Err())
 }
 
 // PendingOutcomes implements publisher.OutcomeOutbox.
@@ -539,13 +597,13 @@ func addDeadLetters(ctx context.Context, tx pgx.Tx, dls []publisher.DeadLetter) 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO dead_letters (id, digest, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		if _, err := tx.Exec(ctx, `INSERT INTO dead_letters (id, digest, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, code)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (id, digest) DO UPDATE SET kind = excluded.kind, origin = excluded.origin, metadata = excluded.metadata,
-				reason = excluded.reason, class = excluded.class, attempts = excluded.attempts, replays = excluded.replays,
+				reason = excluded.reason, code = excluded.code, class = excluded.class, attempts = excluded.attempts, replays = excluded.replays,
 				first_failure = excluded.first_failure, last_failure = excluded.last_failure, purged_at = NULL
 			WHERE dead_letters.purged_at IS NOT NULL`,
-			d.ID, d.Digest, d.Kind, d.Origin, d.Payload, string(md), d.Reason, d.Class, d.Attempts, d.Replays, d.First.UTC(), d.Last.UTC()); err != nil {
+			d.ID, d.Digest, d.Kind, d.Origin, d.Payload, string(md), d.Reason, d.Class, d.Attempts, d.Replays, d.First.UTC(), d.Last.UTC(), d.Code); err != nil {
 			return err
 		}
 	}
@@ -554,7 +612,7 @@ func addDeadLetters(ctx context.Context, tx pgx.Tx, dls []publisher.DeadLetter) 
 
 // DeadLetters implements publisher.DeadLetterStore.
 func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) ([]publisher.DeadLetter, error) {
-	q := `SELECT id, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, digest, purged_at FROM dead_letters`
+	q := `SELECT id, kind, origin, payload, metadata, reason, code, class, attempts, replays, first_failure, last_failure, digest, purged_at FROM dead_letters`
 	if f.Purged {
 		q += ` WHERE purged_at IS NOT NULL`
 	} else {
@@ -575,7 +633,7 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 		var d publisher.DeadLetter
 		var md string
 		var purged *time.Time
-		if err := rows.Scan(&d.ID, &d.Kind, &d.Origin, &d.Payload, &md, &d.Reason, &d.Class, &d.Attempts, &d.Replays,
+		if err := rows.Scan(&d.ID, &d.Kind, &d.Origin, &d.Payload, &md, &d.Reason, &d.Code, &d.Class, &d.Attempts, &d.Replays,
 			&d.First, &d.Last, &d.Digest, &purged); err != nil {
 			return nil, unavailable(err)
 		}

@@ -456,7 +456,7 @@ func (t *batchTx) Save(ctx context.Context, commits []domain.Commit) error {
 			}
 			recorded[id] = true
 		}
-		outcomes = append(outcomes, []any{newMessageID(), c.Outcome.CommandID, c.Outcome.CorrelationID, string(raw), at})
+		outcomes = append(outcomes, []any{newMessageID(), c.Outcome.CommandID, c.Outcome.CorrelationID, string(raw), now}) // committed at: the relay lag
 		for _, e := range c.Envelopes {
 			envs = append(envs, []any{e.ID, e.EventBusName, e.Source, e.DetailType, e.Detail, e.SlotID, e.CorrelationID, string(e.Event), now})
 		}
@@ -709,6 +709,9 @@ func (s *Store) DeadLetterEvents(ctx context.Context, refused []publisher.EventD
 		if dls[i], err = publisher.EventDeadLetterOf(r.Envelope, r.Reason, r.At); err != nil {
 			return err
 		}
+		if r.Code != "" {
+			dls[i].Code = r.Code
+		}
 		seqs[i] = r.Seq
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
@@ -728,6 +731,69 @@ func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 	var n int
 	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
 	return n, unavailable(err)
+}
+
+// ---- what the store tells operations (publisher.Reporter) ------------------------
+
+// Outboxes implements publisher.Reporter. Sent envelopes whose delete waits
+// for the next batch (at most deleteWait) are still counted.
+func (s *Store) Outboxes(ctx context.Context) (publisher.OutboxReport, error) {
+	var r publisher.OutboxReport
+	for _, o := range []struct {
+		table string
+		b     *publisher.Backlog
+	}{{"outbox", &r.Envelopes}, {"outcome_outbox", &r.Outcomes}} {
+		var oldest sql.NullString
+		// Rows migrated from before created_at was kept have ''.
+		if err := s.rdb.QueryRowContext(ctx, `SELECT count(*), min(NULLIF(created_at, '')) FROM `+o.table).Scan(&o.b.Pending, &oldest); err != nil {
+			return r, unavailable(err)
+		}
+		if oldest.Valid {
+			t, err := time.Parse(time.RFC3339Nano, oldest.String)
+			if err != nil {
+				return r, fmt.Errorf("%s: stored time %q: %w", o.table, oldest.String, err)
+			}
+			o.b.Oldest = t
+		}
+	}
+	return r, nil
+}
+
+// DeadLetterCounts implements publisher.Reporter.
+func (s *Store) DeadLetterCounts(ctx context.Context) ([]publisher.DeadLetterCount, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT kind, code, count(*) FROM dead_letters WHERE purged_at IS NULL GROUP BY kind, code ORDER BY kind, code`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []publisher.DeadLetterCount
+	for rows.Next() {
+		var c publisher.DeadLetterCount
+		if err := rows.Scan(&c.Kind, &c.Code, &c.Count); err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, c)
+	}
+	return out, unavailable(rows.Err())
+}
+
+// ProcessedCounts implements publisher.Reporter.
+func (s *Store) ProcessedCounts(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT status, count(*) FROM processed_commands GROUP BY status`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, unavailable(err)
+		}
+		out[st] = n
+	}
+	return out, unavailable(rows.Err())
 }
 
 // ---- the outbox of outcomes (publisher.OutcomeOutbox) ---------------------------
@@ -776,13 +842,13 @@ func insertDeadLetters(ctx context.Context, tx *sql.Tx, dls []publisher.DeadLett
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters(id, digest, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id, digest) DO UPDATE SET kind = excluded.kind, origin = excluded.origin,
-				metadata = excluded.metadata, reason = excluded.reason, class = excluded.class, attempts = excluded.attempts,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dead_letters(id, digest, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, code)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id, digest) DO UPDATE SET kind = excluded.kind, origin = excluded.origin,
+				metadata = excluded.metadata, reason = excluded.reason, code = excluded.code, class = excluded.class, attempts = excluded.attempts,
 				replays = excluded.replays, first_failure = excluded.first_failure, last_failure = excluded.last_failure, purged_at = NULL
 			WHERE dead_letters.purged_at IS NOT NULL`,
 			d.ID, d.Digest, d.Kind, d.Origin, d.Payload, string(md), d.Reason, d.Class, d.Attempts, d.Replays,
-			formatTime(d.First), formatTime(d.Last)); err != nil {
+			formatTime(d.First), formatTime(d.Last), d.Code); err != nil {
 			return unavailable(err)
 		}
 	}
@@ -791,7 +857,7 @@ func insertDeadLetters(ctx context.Context, tx *sql.Tx, dls []publisher.DeadLett
 
 // DeadLetters implements publisher.DeadLetterStore.
 func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) ([]publisher.DeadLetter, error) {
-	q := `SELECT id, kind, origin, payload, metadata, reason, class, attempts, replays, first_failure, last_failure, digest, purged_at FROM dead_letters`
+	q := `SELECT id, kind, origin, payload, metadata, reason, code, class, attempts, replays, first_failure, last_failure, digest, purged_at FROM dead_letters`
 	if f.Purged {
 		q += ` WHERE purged_at IS NOT NULL`
 	} else {
@@ -813,7 +879,7 @@ func (s *Store) DeadLetters(ctx context.Context, f publisher.DeadLetterFilter) (
 		var d publisher.DeadLetter
 		var md, first, last string
 		var purged sql.NullString
-		if err := rows.Scan(&d.ID, &d.Kind, &d.Origin, &d.Payload, &md, &d.Reason, &d.Class, &d.Attempts, &d.Replays, &first, &last, &d.Digest, &purged); err != nil {
+		if err := rows.Scan(&d.ID, &d.Kind, &d.Origin, &d.Payload, &md, &d.Reason, &d.Code, &d.Class, &d.Attempts, &d.Replays, &first, &last, &d.Digest, &purged); err != nil {
 			return nil, err
 		}
 		if purged.Valid {

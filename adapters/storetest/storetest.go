@@ -27,6 +27,7 @@ type Store interface {
 	publisher.OutcomeOutbox
 	publisher.DeadLetterStore
 	publisher.Leaser
+	publisher.Reporter
 	Prune(ctx context.Context, before time.Time) (publisher.Pruned, error)
 	Ping(ctx context.Context) error
 	Close() error
@@ -51,6 +52,90 @@ func Run(t *testing.T, f Factory) {
 	t.Run("LeaseIsExclusive", func(t *testing.T) { leaseIsExclusive(t, f) })
 	t.Run("ConcurrentBatchesOnOneSlot", func(t *testing.T) { concurrentBatches(t, f(t)) })
 	t.Run("ClosedStoreIsUnavailable", func(t *testing.T) { closedIsUnavailable(t, f(t)) })
+	t.Run("Reports", func(t *testing.T) { reports(t, f(t)) })
+}
+
+// reports: what the store tells operations (metrics, readiness, `emitd
+// status`) follows what was committed, sent and dead-lettered.
+func reports(t *testing.T, s Store) {
+	r, err := s.Outboxes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Envelopes.Pending != 0 || !r.Envelopes.Oldest.IsZero() || r.Outcomes.Pending != 0 || !r.Outcomes.Oldest.IsZero() {
+		t.Fatalf("empty store reports %+v", r)
+	}
+	if c, err := s.DeadLetterCounts(ctx); err != nil || len(c) != 0 {
+		t.Fatalf("dead letter counts of an empty store: %v, %v", c, err)
+	}
+	before := time.Now().Add(-time.Second) // the database's clock may be another process's
+	rejected := domain.Commit{Outcome: domain.Outcome{CommandID: "r1", Type: domain.CmdCheckOut, Status: domain.OutcomeRejected, Reason: "no", At: base}, Record: true}
+	mustSave(t, s, accepted("a1", envelope("reservation", "s1", 1), envelope("analytics", "s1", 1)), rejected)
+	mustSave(t, s, accepted("a2", envelope("reservation", "s2", 2), envelope("analytics", "s2", 2)))
+	after := time.Now().Add(time.Second)
+	r, err = s.Outboxes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Envelopes.Pending != 4 || r.Outcomes.Pending != 3 {
+		t.Errorf("pending %d envelopes and %d outcomes, want 4 and 3", r.Envelopes.Pending, r.Outcomes.Pending)
+	}
+	for what, b := range map[string]publisher.Backlog{"envelope": r.Envelopes, "outcome": r.Outcomes} {
+		if b.Oldest.Before(before) || b.Oldest.After(after) {
+			t.Errorf("oldest %s committed at %s, want between %s and %s", what, b.Oldest, before, after)
+		}
+		if b.Age(after.Add(time.Minute)) < time.Minute {
+			t.Errorf("%s age a minute later: %s", what, b.Age(after.Add(time.Minute)))
+		}
+	}
+	got, err := s.ProcessedCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[domain.OutcomeAccepted] != 2 || got[domain.OutcomeRejected] != 1 {
+		t.Errorf("processed counts %v, want accepted 2, rejected 1", got)
+	}
+
+	recs := pending(t, s, 10)
+	var seqs []int64
+	for _, rec := range recs[1:] {
+		seqs = append(seqs, rec.Seq)
+	}
+	if err := s.DeadLetterEvents(ctx, []publisher.EventDeadLetter{{Seq: recs[0].Seq, Envelope: recs[0].Envelope, Reason: "forbidden", Code: publisher.CodePolicy, At: base}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, seqs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the outbox reports empty once everything left it", func() bool {
+		r, err := s.Outboxes(ctx)
+		return err == nil && r.Envelopes.Pending == 0 && r.Envelopes.Oldest.IsZero() && r.Outcomes.Pending == 3
+	})
+
+	dl := func(id, code string) publisher.DeadLetter {
+		d := deadLetter(id, publisher.KindCommand, "reason of "+id, base, id)
+		d.Code = code
+		return d
+	}
+	if err := s.AddDeadLetters(ctx, []publisher.DeadLetter{dl("c1", "invalid"), dl("c2", "invalid"), dl("c3", "retries_exhausted"), dl("c4", "malformed")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteDeadLetters(ctx, []publisher.DeadLetterKey{dl("c4", "malformed").Key()}); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.DeadLetterCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []publisher.DeadLetterCount{{Kind: "command", Code: "invalid", Count: 2}, {Kind: "command", Code: "retries_exhausted", Count: 1},
+		{Kind: "event", Code: publisher.CodePolicy, Count: 1}}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("dead letter counts %v, want %v (purged ones aside)", counts, want)
+	}
+	listed, err := s.DeadLetters(ctx, publisher.DeadLetterFilter{IDs: []string{"c3"}})
+	if err != nil || len(listed) != 1 || listed[0].Code != "retries_exhausted" {
+		t.Errorf("dead letter c3 listed as %+v (%v): the code must round trip", listed, err)
+	}
 }
 
 var ctx = context.Background()

@@ -35,11 +35,30 @@ func writeConfig(t testing.TB, dir string, port int) string {
 	}
 	s := strings.Replace(string(b), "dataDir: ./data", "dataDir: "+filepath.Join(dir, "data"), 1)
 	s = strings.Replace(s, "port: 4233", fmt.Sprintf("port: %d", port), 1)
+	s = offOperations(t, s)
 	path := filepath.Join(dir, "emitd.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// offOperations turns the shipped schedule off and moves the operations
+// listener to a free port: tests run daemons side by side, and a firing of
+// the shipped schedule would add commands of its own.
+func offOperations(t testing.TB, s string) string {
+	t.Helper()
+	for _, r := range [][2]string{
+		{"listen: 127.0.0.1:9464", fmt.Sprintf("listen: 127.0.0.1:%d", freePort(t))},
+		{"schedule:                         # the time-based commands, fired by emitd itself\n  enabled: true",
+			"schedule:\n  enabled: false"},
+	} {
+		if !strings.Contains(s, r[0]) {
+			t.Fatalf("the shipped configuration has no %q: update the tests' derivation", r[0])
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	return s
 }
 
 // proc is one emitd process.

@@ -16,7 +16,7 @@ func configCommand() *cli.Command {
 			{
 				Name:  "validate",
 				Usage: "check a configuration and print every problem, with its field path",
-				Flags: []cli.Flag{configFlag, logLevelFlag},
+				Flags: []cli.Flag{configFlag, logLevelFlag, logFormatFlag},
 				Action: func(c *cli.Context) error {
 					cfg, err := configs.Load(c.String("config"))
 					if err != nil {

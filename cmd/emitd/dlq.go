@@ -37,7 +37,7 @@ func dlqCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "one JSON line per dead letter: id, kind, origin, reason, errorClass, attempts, replays, firstFailure",
-				Flags: append([]cli.Flag{configFlag, logLevelFlag, noSyncFlag}, filterFlags...),
+				Flags: append([]cli.Flag{configFlag, logLevelFlag, logFormatFlag, noSyncFlag}, filterFlags...),
 				Action: func(c *cli.Context) error {
 					env, err := openDLQ(c)
 					if err != nil {
@@ -59,7 +59,7 @@ func dlqCommand() *cli.Command {
 				Name:      "show",
 				Usage:     "print a dead letter whole, payload and metadata included (every one with that id)",
 				ArgsUsage: "ID",
-				Flags:     []cli.Flag{configFlag, logLevelFlag, noSyncFlag},
+				Flags:     []cli.Flag{configFlag, logLevelFlag, logFormatFlag, noSyncFlag},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return cli.Exit("give exactly one dead letter ID (see emitd dlq list)", 2)
@@ -87,7 +87,7 @@ func dlqCommand() *cli.Command {
 			{
 				Name:  "purge",
 				Usage: "remove dead letters by id or filter, after asking (or with --yes)",
-				Flags: append([]cli.Flag{configFlag, logLevelFlag, noSyncFlag,
+				Flags: append([]cli.Flag{configFlag, logLevelFlag, logFormatFlag, noSyncFlag,
 					&cli.BoolFlag{Name: "all", Usage: "select every dead letter (no filter needed)"},
 					&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask"},
 				}, filterFlags...),
@@ -160,7 +160,7 @@ func openDLQ(c *cli.Context) (*dlqEnv, error) {
 	if c.Bool("dry-run") {
 		// Moving the poison queue into the store acknowledges messages on
 		// the broker: a dry run changes nothing, so it shows the store only.
-		fmt.Fprintln(c.App.ErrWriter, "dry run: showing what the store holds; `emitd dlq list` moves new dead letters in first")
+		note(c, "dry run: showing what the store holds; `emitd dlq list` moves new dead letters in first\n")
 		return env, nil
 	}
 	n, err := o.Sync(c.Context)
@@ -169,7 +169,7 @@ func openDLQ(c *cli.Context) (*dlqEnv, error) {
 		return nil, cli.Exit(fmt.Sprintf("cannot read the poison queue %s: %v (--no-sync works on what the store holds)", cfg.Commands.DLQTopic, err), 1)
 	}
 	if n > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "moved %d new dead letters from %s into the store\n", n, cfg.Commands.DLQTopic)
+		note(c, "moved %d new dead letters from %s into the store\n", n, cfg.Commands.DLQTopic)
 	}
 	return env, nil
 }

@@ -251,6 +251,7 @@ func postgresNATSConfig(t *testing.T, natsURL, storeURL string) string {
 	s := strings.Replace(string(b), "dataDir: ./data", "dataDir: "+filepath.Join(dir, "data"), 1)
 	s = strings.Replace(s, "url: nats://127.0.0.1:4222", "url: "+natsURL, 1)
 	s = strings.Replace(s, "driver: sqlite", fmt.Sprintf("url: %q\n  driver: postgres", storeURL), 1)
+	s = offOperations(t, s)
 	path := filepath.Join(dir, "emitd.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ func replayCommand() *cli.Command {
 			"  emitd replay --dry-run                        # what would go back\n" +
 			"  emitd replay --reason 'retries exhausted'     # after fixing the store\n" +
 			"  emitd replay --kind event --since 1h",
-		Flags: append([]cli.Flag{configFlag, logLevelFlag, noSyncFlag,
+		Flags: append([]cli.Flag{configFlag, logLevelFlag, logFormatFlag, noSyncFlag,
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be replayed; change nothing"},
 			&cli.IntFlag{Name: "max-replays", Value: 3, Usage: "leave dead letters replayed `N` times already in place"},
 		}, filterFlags...),
@@ -45,7 +45,7 @@ func replayCommand() *cli.Command {
 			if r.DryRun {
 				verb = "would replay"
 			}
-			fmt.Fprintf(c.App.ErrWriter, "%s %d, skipped %d, failed %d\n", verb, sum.Replayed, sum.Skipped, sum.Failed)
+			note(c, "%s %d, skipped %d, failed %d\n", verb, sum.Replayed, sum.Skipped, sum.Failed)
 			if sum.Failed > 0 {
 				return cli.Exit("", 1)
 			}

@@ -32,7 +32,7 @@ func sendCommand() *cli.Command {
 			"  emitd send --raw 'not json'         # bytes as given, to exercise the poison queue",
 		Flags: []cli.Flag{
 			configFlag,
-			logLevelFlag,
+			logLevelFlag, logFormatFlag,
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read one command per line from `FILE` (- for stdin)"},
 			&cli.StringSliceFlag{Name: "raw", Usage: "send `TEXT` unchecked, as the message payload (repeatable)"},
 		},

@@ -14,7 +14,7 @@ func serveCommand() *cli.Command {
 		Description: "Consumes commands from commands.topic, commits state and envelopes, relays envelopes to\n" +
 			"their buses. On SIGINT/SIGTERM it stops taking commands, lets in-flight ones finish,\n" +
 			"flushes the outbox and exits 0. A second serve on the same dataDir is refused.",
-		Flags: []cli.Flag{configFlag, logLevelFlag},
+		Flags: []cli.Flag{configFlag, logLevelFlag, logFormatFlag},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
 			if err != nil {

@@ -25,7 +25,7 @@ func tailCommand() *cli.Command {
 			"  emitd tail --results --timeout 10s",
 		Flags: []cli.Flag{
 			configFlag,
-			logLevelFlag,
+			logLevelFlag, logFormatFlag,
 			&cli.StringFlag{Name: "bus", Usage: "bus `NAME` to read (events.domainBus or events.analyticsBus)"},
 			&cli.BoolFlag{Name: "results", Usage: "read command outcomes (commands.resultsTopic) instead of a bus"},
 			&cli.IntFlag{Name: "n", Usage: "exit after `N` messages (0: no limit)"},

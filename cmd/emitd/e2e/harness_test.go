@@ -36,6 +36,12 @@ const (
 	stopTimeout  = 30 * time.Second
 )
 
+// The schedule section of the shipped files, on and as the tests turn it off.
+const (
+	scheduleOn  = "schedule:                         # the time-based commands, fired by emitd itself\n  enabled: true"
+	scheduleOff = "schedule:\n  enabled: false"
+)
+
 // setup is one broker setup under test.
 type setup struct {
 	t    *testing.T
@@ -57,7 +63,12 @@ func newSetup(t *testing.T, file string, env []string, replace ...string) *setup
 	}
 	dir := t.TempDir()
 	s := string(b)
-	replace = append([]string{"dataDir: ./data", "dataDir: " + filepath.Join(dir, "data")}, replace...)
+	// Every daemon gets its own operations port, and the shipped schedule
+	// is off (its firings would add commands to the journey); a test that
+	// wants them replaces these again.
+	replace = append([]string{"dataDir: ./data", "dataDir: " + filepath.Join(dir, "data"),
+		"listen: 127.0.0.1:9464", fmt.Sprintf("listen: 127.0.0.1:%d", testbin.FreePort(t)),
+		scheduleOn, scheduleOff}, replace...)
 	for i := 0; i+1 < len(replace); i += 2 {
 		if !strings.Contains(s, replace[i]) {
 			t.Fatalf("configs/%s has no %q: update the test's derivation", file, replace[i])

@@ -157,6 +157,10 @@ func deriveConfig(t *target, run, dataDir, at string) (*configs.Config, []byte, 
 		&cfg.Events.DomainBus, &cfg.Events.AnalyticsBus} {
 		*name += "-" + run
 	}
+	// No operations listener (runs share the machine's ports) and no
+	// schedule (a firing would add commands to what is measured).
+	off, no := "", false
+	cfg.HTTP.Listen, cfg.Schedule.Enabled = &off, &no
 	t.adapt(cfg, at)
 	out, err := yaml.Marshal(cfg)
 	if err != nil {

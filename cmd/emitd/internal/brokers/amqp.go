@@ -35,6 +35,12 @@ func (b *amqpBroker) Name() string                 { return configs.BrokerAMQP }
 func (b *amqpBroker) Publisher() message.Publisher { return b.pub }
 func (b *amqpBroker) Close() error                 { return b.pub.Close() }
 
+func (b *amqpBroker) Ping(ctx context.Context, topic string) error { return b.pub.Ping(ctx, topic) }
+
+func (b *amqpBroker) QueueDepth(ctx context.Context, topic, group string) (int64, error) {
+	return b.pub.QueueDepth(ctx, topic, group)
+}
+
 // Subscriber: a group reads its durable queue <topic>_<group>; a reader
 // without group gets a private queue that sees what is published while it
 // is subscribed (RabbitMQ keeps nothing for a queue that does not exist yet),

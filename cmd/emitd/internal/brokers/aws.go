@@ -55,6 +55,12 @@ func (b *sqsBroker) Name() string                 { return configs.BrokerSQS }
 func (b *sqsBroker) Publisher() message.Publisher { return b.pub }
 func (b *sqsBroker) Close() error                 { return b.pub.Close() }
 
+func (b *sqsBroker) Ping(ctx context.Context, topic string) error { return b.pub.Ping(ctx, topic) }
+
+func (b *sqsBroker) QueueDepth(ctx context.Context, topic, group string) (int64, error) {
+	return b.pub.QueueDepth(ctx, topic, group)
+}
+
 // Subscriber reads queues. SQS has no consumer groups: every receiver of a
 // queue competes for its messages, so the group is ignored, and a reader
 // without group (tail) is refused the queue the daemon consumes.
@@ -175,6 +181,8 @@ func (b *snsBroker) Name() string                 { return configs.BrokerSNS }
 func (b *snsBroker) Publisher() message.Publisher { return b.pub }
 func (b *snsBroker) Close() error                 { return b.pub.Close() }
 
+func (b *snsBroker) Ping(ctx context.Context, topic string) error { return b.pub.Ping(ctx, topic) }
+
 // Subscriber subscribes an SQS queue of its own to each bus topic (raw
 // delivery, so the queue holds the entry JSON) and reads it: for a reader
 // without group, <topic><tailQueueSuffix>, created on first use and kept, so
@@ -294,6 +302,10 @@ func openEventBridge(ctx context.Context, cfg *configs.Config, logger watermill.
 func (b *eventBridgeBroker) Name() string                 { return configs.BrokerEventBridge }
 func (b *eventBridgeBroker) Publisher() message.Publisher { return b.pub }
 func (b *eventBridgeBroker) Close() error                 { return b.pub.Close() }
+
+func (b *eventBridgeBroker) Ping(ctx context.Context, topic string) error {
+	return b.pub.Ping(ctx, topic)
+}
 
 // Subscriber always fails: PutEvents is write-only.
 func (b *eventBridgeBroker) Subscriber(SubscribeOptions) (message.Subscriber, error) {

@@ -47,7 +47,27 @@ type Broker interface {
 	// EnsureTopics creates what the broker needs up front (streams, topics,
 	// queues), so that publishing never pays for provisioning.
 	EnsureTopics(ctx context.Context, topics ...string) error
+	// Ping says whether the broker answers for topic, within ctx (the
+	// readiness probe).
+	Ping(ctx context.Context, topic string) error
 	Close() error
+}
+
+// QueueDepther is a broker that can tell how many messages wait on topic
+// for group (JetStream, SQS, RabbitMQ), by reading only.
+type QueueDepther interface {
+	QueueDepth(ctx context.Context, topic, group string) (int64, error)
+}
+
+// QueueDepth is b's depth of topic for group; ok is false when the broker
+// cannot tell (Kafka, SNS, EventBridge).
+func QueueDepth(ctx context.Context, b Broker, topic, group string) (n int64, ok bool, err error) {
+	d, can := b.(QueueDepther)
+	if !can {
+		return 0, false, nil
+	}
+	n, err = d.QueueDepth(ctx, topic, group)
+	return n, true, err
 }
 
 // Open connects to the broker named kind (commands.broker or events.broker).

@@ -35,7 +35,7 @@ func TestEmbeddedOnIPv6Loopback(t *testing.T) {
 	if cfg.Brokers.Embedded.Host != "::1" {
 		t.Fatalf("host %q: the fixture did not apply", cfg.Brokers.Embedded.Host)
 	}
-	emb, err := brokers.StartEmbedded(cfg)
+	emb, err := brokers.StartEmbedded(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

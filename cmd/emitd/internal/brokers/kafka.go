@@ -41,6 +41,10 @@ func (b *kafkaBroker) Name() string                 { return configs.BrokerKafka
 func (b *kafkaBroker) Publisher() message.Publisher { return b.pub }
 func (b *kafkaBroker) Close() error                 { return b.pub.Close() }
 
+func (b *kafkaBroker) Ping(ctx context.Context, topic string) error {
+	return b.pub.(*kafka.Publisher).Ping(ctx, topic)
+}
+
 // Subscriber: with a group, the group's committed offsets (oldest when it has
 // none, so commands sent before the first start are not skipped); without, a
 // reader of every partition that commits nothing, from the oldest record

@@ -42,6 +42,12 @@ func (b *natsBroker) Name() string                 { return b.name }
 func (b *natsBroker) Publisher() message.Publisher { return b.pub }
 func (b *natsBroker) Close() error                 { return b.pub.Close() }
 
+func (b *natsBroker) Ping(ctx context.Context, topic string) error { return b.pub.Ping(ctx, topic) }
+
+func (b *natsBroker) QueueDepth(ctx context.Context, topic, group string) (int64, error) {
+	return b.pub.QueueDepth(ctx, topic, group)
+}
+
 func (b *natsBroker) EnsureTopics(ctx context.Context, topics ...string) error {
 	return b.pub.EnsureStreams(ctx, topics)
 }
@@ -66,10 +72,10 @@ type Embedded struct {
 
 // StartEmbedded starts the embedded broker on brokers.embedded's loopback
 // address, with its JetStream store under dataDir/nats.
-func StartEmbedded(cfg *configs.Config) (*Embedded, error) {
+func StartEmbedded(cfg *configs.Config, logger watermill.LoggerAdapter) (*Embedded, error) {
 	e := cfg.Brokers.Embedded
 	dir := filepath.Join(cfg.DataDir, "nats")
-	srv, url, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{Dir: dir, Host: e.Host, Port: e.Port})
+	srv, url, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{Dir: dir, Host: e.Host, Port: e.Port, Logger: logger})
 	if err != nil {
 		if strings.Contains(err.Error(), "not ready") {
 			err = fmt.Errorf("%w: is another emitd or program listening on %s? set brokers.embedded.port to move it",

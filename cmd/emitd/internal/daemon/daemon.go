@@ -7,19 +7,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/stores"
+	"github.com/emitd/emitd/cmd/emitd/internal/telemetry"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
 	"github.com/emitd/emitd/router"
+	"github.com/emitd/emitd/schedule"
 )
 
 // Daemon is one running emitd.
@@ -37,6 +41,12 @@ type Daemon struct {
 	stats    *router.Stats
 	stopping chan struct{} // closed when Run starts stopping
 
+	metrics   *telemetry.Metrics
+	probe     *telemetry.Probe
+	http      *telemetry.Server       // nil: http.listen is off
+	scheduler *schedule.Scheduler     // nil: the schedule is off
+	handlers  map[string]http.Handler // mounted on the listener beside /metrics
+
 	// Now is the clock the aggregate is given (tests move it).
 	Now func() time.Time
 }
@@ -46,6 +56,25 @@ type Option func(*options)
 
 type options struct {
 	wrapStore func(domain.Store) domain.Store
+	handlers  map[string]http.Handler
+	clock     schedule.Clock
+}
+
+// WithHandler mounts h on the operations listener (http.listen) at pattern,
+// a net/http ServeMux pattern such as "GET /catalog": how other parts of
+// emitd serve their pages beside /metrics, /healthz and /readyz.
+func WithHandler(pattern string, h http.Handler) Option {
+	return func(o *options) {
+		if o.handlers == nil {
+			o.handlers = map[string]http.Handler{}
+		}
+		o.handlers[pattern] = h
+	}
+}
+
+// WithScheduleClock gives the schedule another clock (tests move it).
+func WithScheduleClock(c schedule.Clock) Option {
+	return func(o *options) { o.clock = c }
 }
 
 // WithStoreWrapper puts wrap around the store the command pipeline uses:
@@ -77,7 +106,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 		return nil, err
 	}
 	if cfg.Commands.Broker == configs.BrokerEmbedded || cfg.Events.Broker == configs.BrokerEmbedded {
-		if d.embedded, err = brokers.StartEmbedded(cfg); err != nil {
+		if d.embedded, err = brokers.StartEmbedded(cfg, logger); err != nil {
 			return nil, err
 		}
 		logger.Info("embedded broker listening", watermill.LogFields{"url": d.embedded.URL(), "store": d.embedded.StoreDir()})
@@ -99,8 +128,22 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	d.relay = publisher.NewRelay("events", publisher.EventFeed{Outbox: d.store, Policy: publisher.NewPolicy(cfg.EmitPolicy())},
 		d.events.Publisher(), logger)
 	d.relay.TopicOrder = []string{cfg.Events.DomainBus, cfg.Events.AnalyticsBus}
+	entries, loc, err := cfg.ScheduleEntries()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if cfg.Schedule.On() {
+		for _, e := range entries {
+			names = append(names, e.Name)
+		}
+	}
+	d.metrics = telemetry.NewMetrics([]string{cfg.Events.DomainBus, cfg.Events.AnalyticsBus}, names)
+	d.stats.Observer = d.metrics.Commands()
+	d.relay.Observer = d.metrics.Events()
 	d.answers = publisher.NewRelay("outcomes", publisher.OutcomeFeed{Outbox: d.store, Topic: cfg.Commands.ResultsTopic, DeadLetters: d.store},
 		d.commands.Publisher(), logger)
+	d.answers.Observer = d.metrics.Outcomes()
 	for _, r := range []*publisher.Relay{d.relay, d.answers} {
 		r.BatchSize, r.PollInterval, r.MaxBackoff = rc.BatchSize, rc.PollInterval, rc.MaxBackoff
 	}
@@ -147,8 +190,68 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	if d.router, _, err = router.New(cfg.Commands.Topic, sub, d.pipeline, pq, logger); err != nil {
 		return nil, err
 	}
+	// Watermill's own handler timing (emitd_watermill_handler_execution_time_seconds):
+	// from the router's handing a command over until its batch settled it.
+	d.router.AddMiddleware(wmetrics.NewPrometheusMetricsBuilder(d.metrics.Registry, "emitd", "watermill").NewRouterMiddleware().Middleware)
+
+	commands, events := d.commands, d.events
+	d.probe = &telemetry.Probe{
+		Store: d.store,
+		Brokers: []telemetry.Check{
+			{Name: "commands broker " + cfg.Commands.Broker, Ping: func(ctx context.Context) error { return commands.Ping(ctx, cfg.Commands.Topic) }},
+			{Name: "events broker " + cfg.Events.Broker, Ping: func(ctx context.Context) error { return events.Ping(ctx, cfg.Events.DomainBus) }},
+		},
+		PoisonDepth: func(ctx context.Context) (int64, bool, error) {
+			return brokers.QueueDepth(ctx, commands, cfg.Commands.DLQTopic, brokers.DeadLetterGroup)
+		},
+		Running:     d.router.IsRunning,
+		MaxRelayLag: cfg.HTTP.MaxRelayLag,
+		Logger:      logger,
+	}
+	d.metrics.Registry.MustRegister(d.probe.Collector())
+
+	if cfg.Schedule.On() && len(entries) > 0 {
+		clock := o.clock
+		if clock == nil {
+			clock = schedule.RealClock{}
+		}
+		catchUp := time.Duration(0)
+		if cfg.Schedule.CatchUp != nil {
+			catchUp = *cfg.Schedule.CatchUp
+		}
+		d.scheduler = &schedule.Scheduler{Entries: entries, Location: loc, CatchUp: catchUp, Clock: clock, Leaser: d.store,
+			Publish: func(ctx context.Context, f schedule.Firing) error {
+				// A message id of its own: the command id inside makes a
+				// repeated firing a duplicate for the pipeline, which
+				// answers it (a broker that drops repeated message ids
+				// would drop it unanswered, on some brokers only).
+				msg := message.NewMessage(watermill.NewUUID(), f.Payload)
+				msg.Metadata.Set(publisher.MetaCorrelationID, f.CommandID)
+				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				msg.SetContext(pctx)
+				return commands.Publisher().Publish(cfg.Commands.Topic, msg)
+			},
+			OnFired: d.metrics.Fired, Logger: logger}
+	}
+
+	if addr := cfg.HTTP.ListenAddr(); addr != "" {
+		if d.http, err = telemetry.Listen(addr, d.metrics, d.probe, o.handlers); err != nil {
+			return nil, err
+		}
+		logger.Info("operations listener", watermill.LogFields{"url": "http://" + d.http.Addr(), "paths": "/metrics /healthz /readyz"})
+	}
 	started = true
 	return d, nil
+}
+
+// HTTPAddr is the address the operations listener listens on ("" when
+// http.listen is off).
+func (d *Daemon) HTTPAddr() string {
+	if d.http == nil {
+		return ""
+	}
+	return d.http.Addr()
 }
 
 // Store is the daemon's state store (tests read it).
@@ -173,6 +276,17 @@ func (d *Daemon) Running() chan struct{} { return d.router.Running() }
 func (d *Daemon) Run(ctx context.Context) error {
 	relayCtx, stopRelays := context.WithCancel(context.Background())
 	relayDone := make(chan error, 3)
+	probeCtx, stopProbe := context.WithCancel(context.Background())
+	probeDone := make(chan struct{})
+	go func() { defer close(probeDone); d.probe.Run(probeCtx) }()
+	schedCtx, stopSchedule := context.WithCancel(context.Background())
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		if d.scheduler != nil {
+			_ = d.scheduler.Run(schedCtx)
+		}
+	}()
 	for name, r := range map[string]*publisher.Relay{"relay-events": d.relay, "relay-outcomes": d.answers} {
 		go func() { relayDone <- r.RunLeased(relayCtx, d.store, name, 10*time.Second) }()
 	}
@@ -190,6 +304,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	d.logger.Info("emitd stopping: finishing the batch in flight", nil)
+	stopSchedule() // nothing new goes on the commands topic from here
+	<-schedDone
 	close(d.stopping)
 	if err := d.router.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close router: %w", err))
@@ -200,6 +316,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			runErr = errors.Join(runErr, err)
 		}
 	}
+	stopProbe()
+	<-probeDone
 	d.logStats()
 	if err := d.closeAll(); err != nil {
 		runErr = errors.Join(runErr, err)
@@ -256,6 +374,10 @@ func (d *Daemon) logStats() {
 
 func (d *Daemon) closeAll() error {
 	var errs []error
+	if d.http != nil {
+		errs = append(errs, d.http.Close())
+		d.http = nil
+	}
 	if d.commands != nil {
 		errs = append(errs, d.commands.Close())
 		d.commands = nil

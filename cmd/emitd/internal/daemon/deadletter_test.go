@@ -50,6 +50,8 @@ func loadShipped(t *testing.T, file string) *configs.Config {
 	cfg.Router.Retry.InitialInterval = 10 * time.Millisecond
 	cfg.Router.Retry.MaxInterval = 50 * time.Millisecond
 	cfg.Relay.PollInterval = 50 * time.Millisecond
+	off, no := "", false // see testConfig
+	cfg.HTTP.Listen, cfg.Schedule.Enabled = &off, &no
 	return cfg
 }
 

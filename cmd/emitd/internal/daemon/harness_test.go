@@ -38,6 +38,10 @@ func testConfig(t testing.TB) *configs.Config {
 	cfg.Router.Retry.InitialInterval = 10 * time.Millisecond
 	cfg.Router.Retry.MaxInterval = 50 * time.Millisecond
 	cfg.Relay.PollInterval = 50 * time.Millisecond
+	// Tests that want the listener or the schedule turn them on; the
+	// shipped ones would take a fixed port and fire commands of their own.
+	off, no := "", false
+	cfg.HTTP.Listen, cfg.Schedule.Enabled = &off, &no
 	return cfg
 }
 

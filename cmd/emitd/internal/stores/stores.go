@@ -24,6 +24,7 @@ type Store interface {
 	publisher.OutcomeOutbox
 	publisher.DeadLetterStore
 	publisher.Leaser
+	publisher.Reporter
 	Prune(ctx context.Context, before time.Time) (publisher.Pruned, error)
 	OutboxLen(ctx context.Context) (int, error)
 	Ping(ctx context.Context) error
