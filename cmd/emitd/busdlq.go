@@ -129,6 +129,11 @@ func replayFromQueue(c *cli.Context) error {
 	ctx, stop := signalContext(c.Context)
 	defer stop()
 	queue := c.String("from-queue")
+	// SQS takes 0 to 12 hours; 0 would hide nothing from a second reader
+	// while the event is on its way.
+	if v := c.Duration("visibility-timeout"); v < time.Second || v > 12*time.Hour {
+		return cli.Exit(fmt.Sprintf("--visibility-timeout %s: want 1s to 12h (SQS's range; long enough to re-emit ten events)", v), 2)
+	}
 	r, q, err := o.BusReemitter(ctx, queue, ops.BusReplay{MaxReplays: c.Int("max-replays"), DryRun: c.Bool("dry-run"),
 		Filter: f, Visibility: c.Duration("visibility-timeout")})
 	if err != nil {
