@@ -127,3 +127,12 @@ func errWrongStatus(to EventName, was Status) error {
 	return &RejectedError{Code: RejectWrongStatus, Reason: fmt.Sprintf(
 		"Slot is not in the correct status to be updated to '%s' status, it was in '%s' state!", to, was)}
 }
+
+// Quote is %q for a value that came from outside, bounded as every error of
+// this package bounds its input (see quote): for messages of other packages
+// that repeat input, so that no log line or reason carries a megabyte.
+func Quote(s string) string { return quote(s) }
+
+// Excerpt bounds text that came from outside (an error message that repeats
+// its input, a JSON value) the same way, without quoting it.
+func Excerpt(s string) string { return excerpt(s) }

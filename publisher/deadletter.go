@@ -138,6 +138,25 @@ type DeadLetterStore interface {
 	DeleteDeadLetters(ctx context.Context, keys []DeadLetterKey) (int, error)
 }
 
+// EventReplayStore keeps, per event id (metadata.id), how often the event
+// was re-emitted from a bus's dead-letter queue (`emitd replay
+// --from-queue`): the loop guard that --max-replays enforces. An event that
+// the bus cannot deliver goes back to the dead-letter queue after each
+// re-emit; the count, kept in the store, stops it going round for ever,
+// across runs, operators and machines.
+type EventReplayStore interface {
+	// EventReplays returns the count of each of ids that was re-emitted
+	// at least once (an id not in the map: never).
+	EventReplays(ctx context.Context, ids []string) (map[string]int, error)
+	// TakeEventReplay raises the count of id by one unless it is max or
+	// more already, and returns the count after and whether it raised it.
+	// It is atomic: takers at the same time never raise a count past max.
+	TakeEventReplay(ctx context.Context, id string, max int) (count int, taken bool, err error)
+	// ReturnEventReplay lowers the count of id by one, never below zero:
+	// a replay taken for a re-emit that did not reach the bus.
+	ReturnEventReplay(ctx context.Context, id string) error
+}
+
 // Pruned counts what a store's retention removed.
 type Pruned struct {
 	Records     int // processed-command records

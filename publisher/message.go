@@ -45,6 +45,51 @@ func ToMessage(env domain.Envelope) (*message.Message, error) {
 	return msg, nil
 }
 
+// Entry is the EventBridge entry JSON of a message: the envelope's four
+// fields and, for an event re-emitted from a bus's dead-letter queue, the
+// resources it was delivered with. emitd's own events name none, and their
+// JSON has no Resources key. (Resources stay out of domain.Envelope, which
+// is compared with == and must stay comparable.)
+type Entry struct {
+	domain.Envelope
+	Resources []string `json:"Resources,omitempty"`
+}
+
+// EntryMessage is ToMessage for an envelope with resources: the payload
+// carries them after the four fields.
+func EntryMessage(env domain.Envelope, resources []string) (*message.Message, error) {
+	msg, err := ToMessage(env)
+	if err != nil || len(resources) == 0 {
+		return msg, err
+	}
+	if msg.Payload, err = json.Marshal(Entry{Envelope: env, Resources: resources}); err != nil {
+		return nil, fmt.Errorf("encode envelope %s: %w", env.ID, err)
+	}
+	return msg, nil
+}
+
+// ParseEntry reads an entry JSON as a bus hands it back (an SNS
+// subscription's dead letter holds the message emitd published): the
+// envelope, its ids read from the Detail (domain.EnvelopeOf), and its
+// resources. Errors say what is wrong, bounded.
+func ParseEntry(payload []byte) (domain.Envelope, []string, error) {
+	var e Entry
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return domain.Envelope{}, nil, fmt.Errorf("not an event entry JSON: %s", domain.Excerpt(err.Error()))
+	}
+	if e.EventBusName == "" {
+		return domain.Envelope{}, nil, errors.New("not an event entry JSON: no EventBusName")
+	}
+	env, err := domain.EnvelopeOf(e.EventBusName, e.Source, e.DetailType, e.Detail)
+	if err != nil {
+		return domain.Envelope{}, nil, err
+	}
+	if len(e.Resources) == 0 {
+		return env, nil, nil
+	}
+	return env, e.Resources, nil
+}
+
 // FromMessage is the inverse of ToMessage, for tail, replay and tests.
 func FromMessage(msg *message.Message) (domain.Envelope, error) {
 	var env domain.Envelope

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/emitd/emitd/domain"
 )
 
 // Policy says which event types (DetailTypes) may go to which bus. The relay
@@ -43,5 +45,7 @@ func (p *Policy) Check(bus, detailType string) error {
 	if len(allowed) == 0 {
 		return fmt.Errorf("emit policy: no event may go to bus %q", bus)
 	}
-	return fmt.Errorf("emit policy: %s may not go to bus %q (allowed there: %s)", detailType, bus, strings.Join(allowed, ", "))
+	// The DetailType may come from outside (a bus's dead-letter queue):
+	// quoted, bounded.
+	return fmt.Errorf("emit policy: %s may not go to bus %q (allowed there: %s)", domain.Quote(detailType), bus, strings.Join(allowed, ", "))
 }

@@ -69,6 +69,10 @@ type ReplayResult struct {
 	ID     string `json:"id"`
 	Kind   string `json:"kind"`
 	Origin string `json:"origin"`
+	// DetailType and MessageID are set for an event from a bus's
+	// dead-letter queue (the id of the queue's message).
+	DetailType string `json:"detailType,omitempty"`
+	MessageID  string `json:"messageId,omitempty"`
 	// Action: replayed, would-replay (dry run), skipped, failed.
 	Action string `json:"action"`
 	Why    string `json:"why,omitempty"`
@@ -77,7 +81,10 @@ type ReplayResult struct {
 // Summary counts the results.
 type Summary struct {
 	Replayed, Skipped, Failed int
-	Results                   []ReplayResult
+	// Unselected counts the messages of a bus's dead-letter queue that the
+	// filters left alone (they stay where they are, unreported).
+	Unselected int
+	Results    []ReplayResult
 }
 
 // Replay replays the dead letters that f selects, one at a time: publish,

@@ -39,7 +39,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
 )
 
@@ -326,10 +325,11 @@ func (p *Publisher) stopped(ctx context.Context) error {
 }
 
 func (p *Publisher) toItem(topic string, msg *message.Message) (item, error) {
-	var env domain.Envelope
-	if err := json.Unmarshal(msg.Payload, &env); err != nil {
+	var entry publisher.Entry // the envelope, and resources if it names any
+	if err := json.Unmarshal(msg.Payload, &entry); err != nil {
 		return item{}, &EntryError{EventID: msg.UUID, Bus: topic, Code: CodeNotAnEntry, Message: "payload is not an entry JSON: " + err.Error()}
 	}
+	env := entry.Envelope
 	if env.EventBusName != topic {
 		return item{}, &EntryError{EventID: msg.UUID, Bus: topic, Code: CodeBusMismatch,
 			Message: fmt.Sprintf("entry names bus %q but is published to %q", env.EventBusName, topic)}
@@ -339,6 +339,7 @@ func (p *Publisher) toItem(topic string, msg *message.Message) (item, error) {
 		Source:       aws.String(env.Source),
 		DetailType:   aws.String(env.DetailType),
 		Detail:       aws.String(env.Detail),
+		Resources:    entry.Resources,
 	}
 	size := EntrySize(e)
 	if size > p.cfg.MaxEntryBytes {

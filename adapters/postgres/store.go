@@ -670,6 +670,61 @@ func (s *Store) DeleteDeadLetters(ctx context.Context, keys []publisher.DeadLett
 	return int(tag.RowsAffected()), nil
 }
 
+// ---- event replays (publisher.EventReplayStore) -------------------------------
+
+// EventReplays implements publisher.EventReplayStore.
+func (s *Store) EventReplays(ctx context.Context, ids []string) (map[string]int, error) {
+	out := map[string]int{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT event_id, replays FROM event_replays WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, unavailable(err)
+		}
+		out[id] = n
+	}
+	return out, unavailable(rows.Err())
+}
+
+// TakeEventReplay implements publisher.EventReplayStore: the insert or
+// update takes the row's lock, so two instances taking the last replay of
+// one event at the same time take turns, and the second sees the count the
+// first wrote.
+func (s *Store) TakeEventReplay(ctx context.Context, id string, max int) (int, bool, error) {
+	if max > 0 {
+		var n int
+		err := s.pool.QueryRow(ctx, `INSERT INTO event_replays (event_id, replays, last_replay) VALUES ($1, 1, now())
+			ON CONFLICT (event_id) DO UPDATE SET replays = event_replays.replays + 1, last_replay = excluded.last_replay
+			WHERE event_replays.replays < $2 RETURNING replays`, id, max).Scan(&n)
+		switch {
+		case err == nil:
+			return n, true, nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return 0, false, unavailable(err)
+		}
+	}
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT replays FROM event_replays WHERE event_id = $1`, id).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	return n, false, unavailable(err)
+}
+
+// ReturnEventReplay implements publisher.EventReplayStore.
+func (s *Store) ReturnEventReplay(ctx context.Context, id string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE event_replays SET replays = replays - 1 WHERE event_id = $1 AND replays > 0`, id)
+	return unavailable(err)
+}
+
 // Prune removes processed-command records and purged dead letters older
 // than before, in slices, so that no transaction holds many rows for long.
 func (s *Store) Prune(ctx context.Context, before time.Time) (publisher.Pruned, error) {

@@ -920,6 +920,64 @@ func (s *Store) DeleteDeadLetters(ctx context.Context, keys []publisher.DeadLett
 	return n, err
 }
 
+// ---- event replays (publisher.EventReplayStore) -------------------------------
+
+// EventReplays implements publisher.EventReplayStore.
+func (s *Store) EventReplays(ctx context.Context, ids []string) (map[string]int, error) {
+	out := map[string]int{}
+	err := chunks(ids, 500, func(part []string) error {
+		set, args := in(part)
+		rows, err := s.rdb.QueryContext(ctx, `SELECT event_id, replays FROM event_replays WHERE event_id IN `+set, args...)
+		if err != nil {
+			return unavailable(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			out[id] = n
+		}
+		return unavailable(rows.Err())
+	})
+	return out, err
+}
+
+// TakeEventReplay implements publisher.EventReplayStore: one statement
+// raises the count only while it is below max, under the single writer.
+func (s *Store) TakeEventReplay(ctx context.Context, id string, max int) (int, bool, error) {
+	n, taken := 0, false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		n, taken = 0, false
+		if max > 0 {
+			err := tx.QueryRowContext(ctx, `INSERT INTO event_replays(event_id, replays, last_replay) VALUES (?, 1, ?)
+				ON CONFLICT(event_id) DO UPDATE SET replays = event_replays.replays + 1, last_replay = excluded.last_replay
+				WHERE event_replays.replays < ? RETURNING replays`, id, formatTime(time.Now()), max).Scan(&n)
+			switch {
+			case err == nil:
+				taken = true
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return unavailable(err)
+			}
+		}
+		err := tx.QueryRowContext(ctx, `SELECT replays FROM event_replays WHERE event_id = ?`, id).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		return unavailable(err)
+	})
+	return n, taken, err
+}
+
+// ReturnEventReplay implements publisher.EventReplayStore.
+func (s *Store) ReturnEventReplay(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE event_replays SET replays = replays - 1 WHERE event_id = ? AND replays > 0`, id)
+	return unavailable(err)
+}
+
 // inTx runs fn in a transaction. It rolls back on any way out but a
 // commit, a panic included: with one connection, a transaction left open
 // would stop the whole store.

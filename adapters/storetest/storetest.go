@@ -26,6 +26,7 @@ type Store interface {
 	publisher.Outbox
 	publisher.OutcomeOutbox
 	publisher.DeadLetterStore
+	publisher.EventReplayStore
 	publisher.Leaser
 	publisher.Reporter
 	Prune(ctx context.Context, before time.Time) (publisher.Pruned, error)
@@ -49,6 +50,8 @@ func Run(t *testing.T, f Factory) {
 	t.Run("DeadLetters", func(t *testing.T) { deadLetters(t, f(t)) })
 	t.Run("PurgedDeadLettersAreKeptOutOfSight", func(t *testing.T) { purgedDeadLetters(t, f(t)) })
 	t.Run("RetentionPrunes", func(t *testing.T) { retentionPrunes(t, f(t)) })
+	t.Run("EventReplaysAreCountedUpToTheLimit", func(t *testing.T) { eventReplays(t, f(t)) })
+	t.Run("ConcurrentEventReplaysStopAtTheLimit", func(t *testing.T) { concurrentEventReplays(t, f(t)) })
 	t.Run("LeaseIsExclusive", func(t *testing.T) { leaseIsExclusive(t, f) })
 	t.Run("ConcurrentBatchesOnOneSlot", func(t *testing.T) { concurrentBatches(t, f(t)) })
 	t.Run("ClosedStoreIsUnavailable", func(t *testing.T) { closedIsUnavailable(t, f(t)) })
@@ -627,6 +630,104 @@ func retentionPrunes(t *testing.T, s Store) {
 	}
 	if live, _ := s.DeadLetters(ctx, publisher.DeadLetterFilter{}); len(live) != 1 || live[0].ID != "kept" {
 		t.Errorf("a dead letter not purged was pruned: %v", live)
+	}
+}
+
+// eventReplays: the loop guard of `emitd replay --from-queue`. A replay is
+// taken while the count is below the limit, each event counts on its own, a
+// replay given back (its re-emit failed) can be taken again, and nothing
+// goes below zero. The counts outlive retention: a guard that forgets lets
+// a loop start over.
+func eventReplays(t *testing.T, s Store) {
+	take := func(id string, max, wantN int, wantTaken bool) {
+		t.Helper()
+		n, taken, err := s.TakeEventReplay(ctx, id, max)
+		if err != nil || n != wantN || taken != wantTaken {
+			t.Fatalf("take %s (max %d): %d, %v, %v; want %d, %v", id, max, n, taken, err, wantN, wantTaken)
+		}
+	}
+	counts := func(want map[string]int, ids ...string) {
+		t.Helper()
+		got, err := s.EventReplays(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("counts %v, want %v", got, want)
+		}
+		for id, n := range want {
+			if got[id] != n {
+				t.Fatalf("counts %v, want %v", got, want)
+			}
+		}
+	}
+	counts(map[string]int{}, "ev-a", "ev-b")
+	take("ev-a", 2, 1, true)
+	take("ev-a", 2, 2, true)
+	take("ev-a", 2, 2, false) // at the limit: refused, and the count stays
+	take("ev-a", 3, 3, true)  // a higher limit lets it go once more
+	take("ev-b", 2, 1, true)
+	take("ev-c", 0, 0, false) // --max-replays 0: nothing goes, nothing is counted
+	counts(map[string]int{"ev-a": 3, "ev-b": 1}, "ev-a", "ev-b", "ev-c")
+
+	if err := s.ReturnEventReplay(ctx, "ev-a"); err != nil {
+		t.Fatal(err)
+	}
+	take("ev-a", 3, 3, true) // given back, taken again
+	for range 3 {
+		if err := s.ReturnEventReplay(ctx, "ev-b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ReturnEventReplay(ctx, "never-taken"); err != nil {
+		t.Fatal(err)
+	}
+	counts(map[string]int{"ev-a": 3, "ev-b": 0}, "ev-a", "ev-b", "never-taken")
+
+	if _, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	counts(map[string]int{"ev-a": 3, "ev-b": 0}, "ev-a", "ev-b")
+	many := make([]string, 1200) // more than one statement's parameters on SQLite
+	for i := range many {
+		many[i] = fmt.Sprintf("ev-%d", i)
+	}
+	many[1100] = "ev-a"
+	if got, err := s.EventReplays(ctx, many); err != nil || got["ev-a"] != 3 {
+		t.Fatalf("counts of 1200 ids: %v, %v", got, err)
+	}
+}
+
+// concurrentEventReplays: operators replaying the same queue at once never
+// take more replays of one event than the limit.
+func concurrentEventReplays(t *testing.T, s Store) {
+	const takers, max = 12, 3
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	taken := 0
+	for range takers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := s.TakeEventReplay(ctx, "ev-race", max)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				taken++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.EventReplays(ctx, []string{"ev-race"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if taken != max || got["ev-race"] != max {
+		t.Fatalf("%d takers at once: %d replays taken, count %d; want exactly %d", takers, taken, got["ev-race"], max)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,10 +17,11 @@ import (
 )
 
 var filterFlags = []cli.Flag{
-	&cli.StringSliceFlag{Name: "id", Usage: "only the dead letter with this `ID` (repeatable)"},
+	&cli.StringSliceFlag{Name: "id", Usage: "only the dead letter with this `ID` (repeatable; with --from-queue, the event's metadata.id)"},
 	&cli.StringFlag{Name: "kind", Usage: "only `KIND` command, event or outcome"},
 	&cli.StringFlag{Name: "reason", Usage: "only dead letters whose reason contains `TEXT` (any case)"},
-	&cli.StringFlag{Name: "since", Usage: "only dead letters that first failed after `WHEN` (RFC 3339 time, or a duration such as 2h)"},
+	&cli.StringFlag{Name: "since", Usage: "only dead letters that first failed (with --from-queue: entered the queue) after `WHEN` " +
+		"(RFC 3339 time, or a duration such as 2h)"},
 	&cli.IntFlag{Name: "limit", Usage: "at most `N` dead letters (0: all)"},
 }
 
@@ -37,8 +39,27 @@ func dlqCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "one JSON line per dead letter: id, kind, origin, reason, errorClass, attempts, replays, firstFailure",
-				Flags: append([]cli.Flag{configFlag, logLevelFlag, logFormatFlag, noSyncFlag}, filterFlags...),
+				Description: "Lists emitd's dead letters (the poison queue is moved into the store first, unless --no-sync).\n\n" +
+					"With --from-queue QUEUE it lists a bus's dead-letter queue instead (an SQS queue that an\n" +
+					"EventBridge rule target or an SNS subscription sends what it could not deliver to), taking\n" +
+					"nothing from it: every receive has a visibility timeout of 0, so each message stays visible\n" +
+					"to the queue's other readers. One JSON line per message: messageId, from (eventbridge-rule,\n" +
+					"sns-subscription), eventId (metadata.id), detailType, bus, rule, target, topic, errorCode,\n" +
+					"errorMessage, exhaustedRetryCondition, retryAttempts, deadLetteredAt, receives, replays (the\n" +
+					"store's count of its re-emits) and problem (why it cannot be re-emitted). SQS raises a\n" +
+					"message's receive count on every receive, and picks what each receive returns: on a large\n" +
+					"queue the listing is a sample, ending after five receives that bring nothing new.\n\n" +
+					"Examples:\n" +
+					"  emitd dlq list --kind event --since 2h\n" +
+					"  emitd dlq list --config aws.yaml --from-queue ReservationBusDlq --error-code SDK_CLIENT_ERROR",
+				Flags: append(append([]cli.Flag{configFlag, logLevelFlag, logFormatFlag, noSyncFlag}, filterFlags...), append([]cli.Flag{fromQueueFlag}, queueFilterFlags...)...),
 				Action: func(c *cli.Context) error {
+					if c.String("from-queue") != "" {
+						return listFromQueue(c)
+					}
+					if err := checkFlagsFor(c); err != nil {
+						return err
+					}
 					env, err := openDLQ(c)
 					if err != nil {
 						return err
@@ -180,15 +201,24 @@ func parseFilter(c *cli.Context) (publisher.DeadLetterFilter, error) {
 		return f, fmt.Errorf("--kind %q: want command, event or outcome", f.Kind)
 	}
 	if s := c.String("since"); s != "" {
-		if t, err := time.Parse(time.RFC3339, s); err == nil {
-			f.Since = t
-		} else if d, err := time.ParseDuration(s); err == nil {
-			f.Since = time.Now().Add(-d)
-		} else {
-			return f, fmt.Errorf("--since %q: want an RFC 3339 time (2026-11-25T09:00:00Z) or a duration (2h)", s)
+		since, err := parseWhen(s)
+		if err != nil {
+			return f, fmt.Errorf("--since %q: %w", s, err)
 		}
+		f.Since = since
 	}
 	return f, nil
+}
+
+// parseWhen reads an RFC 3339 time, or a duration back from now.
+func parseWhen(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	return time.Time{}, errors.New("want an RFC 3339 time (2026-11-25T09:00:00Z) or a duration (2h)")
 }
 
 // showable is a dead letter with its payload and metadata, for `dlq show`.

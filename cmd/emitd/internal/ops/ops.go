@@ -110,3 +110,90 @@ func (o *Ops) Replayer(ctx context.Context, maxReplays int, dryRun bool) (*publi
 	r.Commands, r.Events = cb.Publisher(), eb.Publisher()
 	return r, nil
 }
+
+// BusReplay says how to re-emit from a bus's dead-letter queue.
+type BusReplay struct {
+	MaxReplays int
+	DryRun     bool
+	Filter     publisher.BusDLQFilter
+	// Visibility is how long a replay hides each message it reads from
+	// the queue's other readers, while it re-emits it (a dry run hides
+	// nothing).
+	Visibility time.Duration
+}
+
+// BusReemitter opens a bus's dead-letter queue (an SQS queue name or URL)
+// and returns what re-emits its events, on the configured events broker,
+// and the queue, which the caller closes (what was left in it becomes
+// visible again). A dry run opens no broker and hides nothing; a real run
+// first checks that the configuration's buses exist: EventBridge takes an
+// event for a bus that does not exist and drops it, and the message would
+// be deleted from the queue for an event nobody got.
+func (o *Ops) BusReemitter(ctx context.Context, queue string, opts BusReplay) (*publisher.Reemitter, *brokers.BusDLQ, error) {
+	accepts, err := brokers.BusDeadLetters(o.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	visibility := opts.Visibility
+	if opts.DryRun {
+		visibility = 0
+	}
+	r := &publisher.Reemitter{Store: o.Store, Accepts: accepts, Broker: o.cfg.Events.Broker,
+		Policy: publisher.NewPolicy(o.cfg.EmitPolicy()), MaxReplays: opts.MaxReplays, DryRun: opts.DryRun, Filter: opts.Filter}
+	if !opts.DryRun {
+		eb, err := o.eventsBroker(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := eb.EnsureTopics(ctx, o.cfg.Events.DomainBus, o.cfg.Events.AnalyticsBus); err != nil {
+			return nil, nil, err
+		}
+		r.Events = eb.Publisher()
+	}
+	q, err := brokers.OpenBusDLQ(ctx, o.cfg, queue, visibility, o.logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.Queue = q
+	return r, q, nil
+}
+
+// ListBusDLQ reads a bus's dead-letter queue without taking anything from
+// it (every receive has a visibility timeout of zero) and returns the
+// messages the filter selects, each with its event's replay count from the
+// store.
+func (o *Ops) ListBusDLQ(ctx context.Context, queue string, f publisher.BusDLQFilter) ([]publisher.BusDeadLetter, error) {
+	q, err := brokers.OpenBusDLQ(ctx, o.cfg, queue, 0, o.logger)
+	if err != nil {
+		return nil, err
+	}
+	var out []publisher.BusDeadLetter
+	for f.Limit <= 0 || len(out) < f.Limit {
+		batch, err := q.Next(ctx)
+		if err != nil {
+			return out, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, d := range batch {
+			if f.Matches(d) && (f.Limit <= 0 || len(out) < f.Limit) {
+				out = append(out, d)
+			}
+		}
+	}
+	var ids []string
+	for _, d := range out {
+		if d.EventID != "" {
+			ids = append(ids, d.EventID)
+		}
+	}
+	counts, err := o.Store.EventReplays(ctx, ids)
+	if err != nil {
+		return out, err
+	}
+	for i := range out {
+		out[i].Replays = counts[out[i].EventID]
+	}
+	return out, nil
+}

@@ -23,6 +23,7 @@ type Store interface {
 	publisher.Outbox
 	publisher.OutcomeOutbox
 	publisher.DeadLetterStore
+	publisher.EventReplayStore
 	publisher.Leaser
 	publisher.Reporter
 	Prune(ctx context.Context, before time.Time) (publisher.Pruned, error)
