@@ -125,7 +125,8 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	}
 
 	rc := cfg.Relay
-	d.relay = publisher.NewRelay("events", publisher.EventFeed{Outbox: d.store, Policy: publisher.NewPolicy(cfg.EmitPolicy())},
+	d.relay = publisher.NewRelay("events", publisher.EventFeed{Outbox: d.store, Policy: publisher.NewPolicy(cfg.EmitPolicy()),
+		Format: brokers.EventFormat(cfg)},
 		d.events.Publisher(), logger)
 	d.relay.TopicOrder = []string{cfg.Events.DomainBus, cfg.Events.AnalyticsBus}
 	entries, loc, err := cfg.ScheduleEntries()
