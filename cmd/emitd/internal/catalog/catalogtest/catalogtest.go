@@ -1,12 +1,11 @@
 // Package catalogtest checks messages against emitd's catalog, for tests:
 // the JSON Schemas with santhosh-tekuri/jsonschema (format and content
 // assertions on, so a Detail is checked against its contentSchema too), and
-// CloudEvents with the CloudEvents Go SDK.
+// CloudEvents with the CloudEvents Go SDK (adapters/contract's reader).
 package catalogtest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,12 +13,9 @@ import (
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/binding/format"
-	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/emitd/emitd/adapters/contract"
 	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
@@ -175,12 +171,11 @@ func (v *Validator) CheckEvent(bus string, msg *message.Message) error {
 	}
 	// The SDK reads the same event from the neutral metadata (each
 	// adapter's wire names are checked by the broker tests).
-	ev, err := Decode(&HeaderMessage{Prefix: publisher.CEAttributePrefix, ContentType: msg.Metadata.Get(publisher.MetaContentType),
-		Headers: msg.Metadata, Body: msg.Payload})
+	ev, err := contract.CloudEventOfMessage(msg)
 	if err != nil {
 		return err
 	}
-	return SameEvent(ev, ce)
+	return contract.SameCloudEvent(ev, ce)
 }
 
 // EventLine is Event for a line `emitd tail` printed: an entry, or a
@@ -190,7 +185,7 @@ func (v *Validator) EventLine(t testing.TB, bus, line string) {
 	msg := message.NewMessage("tail", []byte(line))
 	if strings.HasPrefix(line, `{"specversion":`) {
 		msg.Metadata.Set(publisher.MetaContentType, publisher.CloudEventsJSON)
-		ev, err := Decode(&HeaderMessage{ContentType: publisher.CloudEventsJSON, Body: []byte(line)})
+		ev, err := contract.DecodeCloudEvent(&contract.HeaderMessage{ContentType: publisher.CloudEventsJSON, Body: []byte(line)})
 		if err != nil {
 			t.Errorf("tail line on %s: the CloudEvents SDK: %v\n%s", bus, err, line)
 			return
@@ -216,150 +211,20 @@ func (v *Validator) EventLine(t testing.TB, bus, line string) {
 	v.Event(t, bus, msg)
 }
 
-// SameEvent checks that the SDK's event ev carries what emitd meant (ce)
-// and is valid CloudEvents 1.0.
-func SameEvent(ev *cloudevents.Event, ce publisher.CloudEvent) error {
-	if err := ev.Validate(); err != nil {
-		return fmt.Errorf("the SDK finds the event invalid: %w", err)
+// Summary says how many documents were validated, by kind of schema.
+func (v *Validator) Summary() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	kinds := map[string]int{}
+	for id, n := range v.Counts {
+		kind := strings.SplitN(strings.TrimPrefix(id, "urn:emitd:"), ":", 2)[0]
+		kinds[kind] += n
 	}
-	var problems []string
-	for _, c := range []struct{ name, got, want string }{
-		{"specversion", ev.SpecVersion(), ce.SpecVersion},
-		{"id", ev.ID(), ce.ID},
-		{"source", ev.Source(), ce.Source},
-		{"type", ev.Type(), ce.Type},
-		{"subject", ev.Subject(), ce.Subject},
-		{"datacontenttype", ev.DataContentType(), ce.DataContentType},
-		{"dataschema", ev.DataSchema(), ce.DataSchema},
-	} {
-		if c.got != c.want {
-			problems = append(problems, fmt.Sprintf("%s %q, want %q", c.name, c.got, c.want))
+	var parts []string
+	for _, k := range []string{"command", "outcome", "entry", "cloudevent", "detail"} {
+		if kinds[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", kinds[k], k))
 		}
 	}
-	if got := ev.Time().UTC().Format("2006-01-02T15:04:05.000Z"); got != ce.Time {
-		problems = append(problems, fmt.Sprintf("time %s, want %s", got, ce.Time))
-	}
-	if !bytes.Equal(ev.Data(), ce.Data) {
-		problems = append(problems, fmt.Sprintf("data %s, want %s", ev.Data(), ce.Data))
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("the SDK decoded: %s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// HeaderMessage is a CloudEvents binding message over a broker's headers,
-// read the way the SDK's protocol packages read Kafka, NATS and AMQP
-// messages (those packages are not served by the module proxy here): the
-// attributes are Prefix+name, looked up with the SDK's spec.WithPrefix,
-// and the content type is the binding's own header or property.
-type HeaderMessage struct {
-	Prefix      string
-	ContentType string
-	Headers     map[string]string
-	Body        []byte
-}
-
-var (
-	_ binding.Message               = (*HeaderMessage)(nil)
-	_ binding.MessageMetadataReader = (*HeaderMessage)(nil)
-)
-
-func (m *HeaderMessage) specs() *spec.Versions { return spec.WithPrefix(m.Prefix) }
-
-// ReadEncoding implements binding.MessageReader.
-func (m *HeaderMessage) ReadEncoding() binding.Encoding {
-	if m.Headers[m.specs().PrefixedSpecVersionName()] != "" {
-		return binding.EncodingBinary
-	}
-	if format.Lookup(m.ContentType) != nil {
-		return binding.EncodingStructured
-	}
-	return binding.EncodingUnknown
-}
-
-// ReadStructured implements binding.MessageReader.
-func (m *HeaderMessage) ReadStructured(ctx context.Context, w binding.StructuredWriter) error {
-	f := format.Lookup(m.ContentType)
-	if f == nil || m.ReadEncoding() != binding.EncodingStructured {
-		return binding.ErrNotStructured
-	}
-	return w.SetStructuredEvent(ctx, f, bytes.NewReader(m.Body))
-}
-
-// ReadBinary implements binding.MessageReader.
-func (m *HeaderMessage) ReadBinary(ctx context.Context, w binding.BinaryWriter) error {
-	if m.ReadEncoding() != binding.EncodingBinary {
-		return binding.ErrNotBinary
-	}
-	specs := m.specs()
-	version := specs.Version(m.Headers[specs.PrefixedSpecVersionName()])
-	if version == nil {
-		return binding.ErrUnknownEncoding
-	}
-	if m.ContentType != "" {
-		if err := w.SetAttribute(version.AttributeFromKind(spec.DataContentType), m.ContentType); err != nil {
-			return err
-		}
-	}
-	for k, val := range m.Headers {
-		if !strings.HasPrefix(strings.ToLower(k), strings.ToLower(m.Prefix)) {
-			continue
-		}
-		if attr := version.Attribute(k); attr != nil {
-			if err := w.SetAttribute(attr, val); err != nil {
-				return err
-			}
-		} else if err := w.SetExtension(strings.ToLower(k[len(m.Prefix):]), val); err != nil {
-			return err
-		}
-	}
-	return w.SetData(bytes.NewReader(m.Body))
-}
-
-// Finish implements binding.Message.
-func (m *HeaderMessage) Finish(error) error { return nil }
-
-// Decode turns a binding message into a CloudEvent with the SDK.
-func Decode(m binding.Message) (*cloudevents.Event, error) {
-	if m.ReadEncoding() == binding.EncodingUnknown {
-		return nil, fmt.Errorf("not a CloudEvent: neither a %sspecversion header nor a CloudEvents content type", "ce")
-	}
-	ev, err := binding.ToEvent(context.Background(), m)
-	if err != nil {
-		return nil, fmt.Errorf("the CloudEvents SDK: %w", err)
-	}
-	return ev, nil
-}
-
-// GetAttribute implements binding.MessageMetadataReader.
-func (m *HeaderMessage) GetAttribute(k spec.Kind) (spec.Attribute, interface{}) {
-	specs := m.specs()
-	version := specs.Version(m.Headers[specs.PrefixedSpecVersionName()])
-	if version == nil {
-		return nil, nil
-	}
-	attr := version.AttributeFromKind(k)
-	if attr == nil {
-		return nil, nil
-	}
-	if k == spec.DataContentType && m.ContentType != "" {
-		return attr, m.ContentType
-	}
-	for h, v := range m.Headers {
-		if strings.EqualFold(h, attr.PrefixedName()) {
-			return attr, v
-		}
-	}
-	return attr, nil
-}
-
-// GetExtension implements binding.MessageMetadataReader.
-func (m *HeaderMessage) GetExtension(name string) interface{} {
-	for h, v := range m.Headers {
-		if strings.EqualFold(h, m.Prefix+name) {
-			return v
-		}
-	}
-	return nil
+	return strings.Join(parts, ", ")
 }
