@@ -485,12 +485,12 @@ func server(cfg *configs.Config, broker string) (obj, error) {
 		}
 		return u.Host, u.Scheme
 	}
-	aws := func(service, region, endpoint, what string) obj {
+	aws := func(service, section, region, endpoint, what string) obj {
 		if endpoint != "" {
 			host, scheme := hostOf(endpoint)
 			return obj{"host": host, "protocol": protocolOr(scheme, service), "description": what + " at the configured endpoint"}
 		}
-		v := obj{"description": "the AWS region (brokers." + service + ".region, else AWS_REGION or the profile's)"}
+		v := obj{"description": "the AWS region (brokers." + section + ".region, else AWS_REGION or the profile's)"}
 		if region != "" {
 			v["default"] = region
 		}
@@ -522,13 +522,13 @@ func server(cfg *configs.Config, broker string) (obj, error) {
 		return s, nil
 	case configs.BrokerSQS:
 		q := cfg.Brokers.SQS
-		return aws("sqs", q.Region, q.Endpoint, "Amazon SQS"), nil
+		return aws("sqs", "sqs", q.Region, q.Endpoint, "Amazon SQS"), nil
 	case configs.BrokerSNS:
 		q := cfg.Brokers.SNS
-		return aws("sns", q.Region, q.Endpoint, "Amazon SNS"), nil
+		return aws("sns", "sns", q.Region, q.Endpoint, "Amazon SNS"), nil
 	case configs.BrokerEventBridge:
 		q := cfg.Brokers.EventBridge
-		s := aws("events", q.Region, q.Endpoint, "Amazon EventBridge (PutEvents)")
+		s := aws("events", "eventbridge", q.Region, q.Endpoint, "Amazon EventBridge (PutEvents)")
 		s["protocol"] = "https"
 		return s, nil
 	case configs.BrokerAMQP:
