@@ -173,7 +173,11 @@ func (b *builder) build() error {
 		"type":        "object", "required": []any{"type"},
 		"properties": domain.Schema{"type": domain.Schema{"enum": types}}, "allOf": branches})
 	b.add("outcome", domain.OutcomeSchema())
-	b.add("deadLetterContext", deadLetterContextSchema())
+	dlc, err := deadLetterContextSchema()
+	if err != nil {
+		return err
+	}
+	b.add("deadLetterContext", dlc)
 
 	// Events: per DetailType, both variants.
 	sample, err := b.samples()
@@ -313,9 +317,10 @@ func members(t reflect.Type, rules map[string]domain.Schema) (domain.Schema, []a
 
 // deadLetterContextSchema describes the headers a poison-queue message
 // carries beside the original command's metadata.
-func deadLetterContextSchema() domain.Schema {
+func deadLetterContextSchema() (domain.Schema, error) {
 	desc := map[string]string{
 		publisher.DLQReason:       "why the command could not be processed",
+		publisher.DLQCode:         "a short code of the reason (malformed, invalid, retries_exhausted, ...)",
 		publisher.DLQClass:        "permanent or transient",
 		publisher.DLQTopic:        "the topic the command came from",
 		publisher.DLQHandler:      "the handler that failed",
@@ -331,7 +336,7 @@ func deadLetterContextSchema() domain.Schema {
 	for _, k := range append(append([]string(nil), publisher.PoisonContextKeys...), publisher.DLQReplays) {
 		d, ok := desc[k]
 		if !ok {
-			panic("catalog: no description of poison context key " + k)
+			return nil, fmt.Errorf("no description of poison context key %q", k)
 		}
 		props[k] = domain.Schema{"type": "string", "description": d}
 		if k == publisher.DLQReason || k == publisher.DLQClass || k == publisher.DLQTopic || k == publisher.DLQDigest {
@@ -342,7 +347,7 @@ func deadLetterContextSchema() domain.Schema {
 	props[publisher.DLQDigest] = domain.Schema{"type": "string", "pattern": "^[0-9a-f]{64}$", "description": desc[publisher.DLQDigest]}
 	return domain.Schema{"$schema": domain.JSONSchemaDialect, "$id": DeadLetterContextID, "title": "Poison context",
 		"description": "Headers (attributes) of a message on the poison queue, beside the original message's own; its body is the original payload, byte for byte.",
-		"type":        "object", "properties": props, "required": required}
+		"type":        "object", "properties": props, "required": required}, nil
 }
 
 // jsonSchemaDoc renders the compound JSON Schema document.
