@@ -57,6 +57,28 @@ type EventsConfig struct {
 	// copy to the analytics bus. The relay and replay both enforce it. When
 	// set, it must list both buses, each with at least one DetailType.
 	Allow map[string][]string `yaml:"allow"`
+	// Format is how envelopes travel on both buses: eventbridge (default),
+	// the EventBridge entry JSON; or cloudevents, CloudEvents 1.0 (not on
+	// the EventBridge bus, which stays EventBridge-shaped).
+	Format      string            `yaml:"format"`
+	CloudEvents CloudEventsConfig `yaml:"cloudevents"`
+}
+
+// Values of events.format and events.cloudevents.mode.
+const (
+	FormatEventBridge = "eventbridge"
+	FormatCloudEvents = "cloudevents"
+	ModeStructured    = "structured"
+	ModeBinary        = "binary"
+)
+
+// CloudEventsConfig applies when events.format is cloudevents.
+type CloudEventsConfig struct {
+	// Mode: structured (default) sends each event as
+	// application/cloudevents+json; binary sends the data (the Detail
+	// object) as the body and the attributes as headers, as the Kafka
+	// (ce_), NATS (ce-) and AMQP (cloudEvents:) bindings define.
+	Mode string `yaml:"mode"`
 }
 
 // StoreConfig chooses the state store: sqlite keeps one file under

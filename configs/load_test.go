@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -60,6 +61,56 @@ func TestParseRejectsMisfits(t *testing.T) {
 			}
 			_, err := Parse([]byte(strings.Replace(doc, c.from, c.to, 1)))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+// events.format and events.cloudevents.mode: eventbridge is the default;
+// CloudEvents is refused where no binding carries it, naming the field.
+func TestEventFormat(t *testing.T) {
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Events.Format != FormatEventBridge || cfg.Events.CloudEvents.Mode != "" {
+		t.Errorf("default format %q mode %q, want eventbridge and no mode", cfg.Events.Format, cfg.Events.CloudEvents.Mode)
+	}
+	events := "events:\n  broker: embedded\n"
+	for name, c := range map[string]struct{ events, file, want string }{
+		"structured by default": {events + "  format: cloudevents\n", "embedded.yaml", ""},
+		"binary on embedded":    {events + "  format: cloudevents\n  cloudevents:\n    mode: binary\n", "embedded.yaml", ""},
+		"unknown format":        {events + "  format: avro\n", "embedded.yaml", `events.format: "avro" is not one of eventbridge, cloudevents`},
+		"unknown mode":          {events + "  format: cloudevents\n  cloudevents:\n    mode: batched\n", "embedded.yaml", `events.cloudevents.mode: "batched" is not one of structured, binary`},
+		"mode without format":   {events + "  cloudevents:\n    mode: binary\n", "embedded.yaml", "events.cloudevents.mode: only applies to events.format cloudevents"},
+		"typo under cloudevents": {events + "  format: cloudevents\n  cloudevents:\n    mood: binary\n", "embedded.yaml",
+			"events.cloudevents.mood: unknown field"},
+		"eventbridge stays entries": {"events:\n  broker: eventbridge\n  format: cloudevents\n", "aws.yaml",
+			"events.format: cloudevents cannot be used with events.broker eventbridge"},
+		"binary on sns": {"events:\n  broker: sns\n  format: cloudevents\n  cloudevents:\n    mode: binary\n", "sns-sqs.yaml",
+			"events.cloudevents.mode: binary needs a CloudEvents protocol binding with headers"},
+		"structured on sns": {"events:\n  broker: sns\n  format: cloudevents\n", "sns-sqs.yaml", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(c.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := string(b)
+			from := "events:\n  broker: " + strings.SplitN(strings.SplitN(c.events, "broker: ", 2)[1], "\n", 2)[0] + "\n"
+			if !strings.Contains(doc, from) {
+				t.Fatalf("fixture drifted: %q not in %s", from, c.file)
+			}
+			cfg, err := Parse([]byte(strings.Replace(doc, from, c.events, 1)))
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want == "":
+				if cfg.Events.Format != FormatCloudEvents || cfg.Events.CloudEvents.Mode == "" {
+					t.Errorf("format %q mode %q", cfg.Events.Format, cfg.Events.CloudEvents.Mode)
+				}
+			case err == nil || !strings.Contains(err.Error(), c.want):
 				t.Fatalf("got %v, want an error containing %q", err, c.want)
 			}
 		})

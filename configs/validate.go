@@ -35,6 +35,12 @@ func (c *Config) applyDefaults() {
 	if c.Commands.MaxBytes == 0 {
 		c.Commands.MaxBytes = DefaultMaxCommandBytes
 	}
+	if c.Events.Format == "" {
+		c.Events.Format = FormatEventBridge
+	}
+	if c.Events.Format == FormatCloudEvents && c.Events.CloudEvents.Mode == "" {
+		c.Events.CloudEvents.Mode = ModeStructured
+	}
 	if e := c.Brokers.Embedded; e != nil {
 		if e.Host == "" {
 			e.Host = "127.0.0.1"
@@ -185,6 +191,8 @@ func (c *Config) Validate() Problems {
 		add("events.analyticsBus", "must differ from events.domainBus (%q): analytics copies would mix with domain events", c.Events.DomainBus)
 	}
 
+	c.validateFormat(add, oneOf)
+
 	oneOf("store.driver", c.Store.Driver, storeDrivers)
 	c.validateStore(add)
 	if m := c.Commands.MaxBytes; m < 1 || m > 64<<20 {
@@ -232,6 +240,25 @@ func (c *Config) Validate() Problems {
 	}
 	c.validateOperations(add)
 	return p
+}
+
+// validateFormat checks events.format and events.cloudevents.
+func (c *Config) validateFormat(add func(string, string, ...any), oneOf func(string, string, []string)) {
+	e := c.Events
+	oneOf("events.format", e.Format, []string{FormatEventBridge, FormatCloudEvents})
+	switch {
+	case e.Format == FormatCloudEvents && e.Broker == BrokerEventBridge:
+		add("events.format", "cloudevents cannot be used with events.broker eventbridge: the EventBridge bus stays EventBridge-shaped "+
+			"(PutEvents takes entries of Source, DetailType and Detail); use eventbridge")
+	case e.Format != FormatCloudEvents && e.CloudEvents.Mode != "":
+		add("events.cloudevents.mode", "only applies to events.format cloudevents (events.format is %q)", e.Format)
+	case e.Format == FormatCloudEvents:
+		oneOf("events.cloudevents.mode", e.CloudEvents.Mode, []string{ModeStructured, ModeBinary})
+		if e.CloudEvents.Mode == ModeBinary && (e.Broker == BrokerSQS || e.Broker == BrokerSNS) {
+			add("events.cloudevents.mode", "binary needs a CloudEvents protocol binding with headers (Kafka, NATS, AMQP; embedded is NATS); "+
+				"events.broker %s has none: use structured", e.Broker)
+		}
+	}
 }
 
 func distinct(add func(string, string, ...any), topics map[string]string) {

@@ -16,20 +16,34 @@ const (
 	EventUnattended EventName = "UNATTENDED"
 )
 
+// hostRule says what data.hostName holds after an event: the published
+// contract (contract.go) describes it, and the aggregate's tests hold the
+// aggregate to it.
+type hostRule int
+
+const (
+	hostCleared hostRule = iota // "": the slot is free
+	hostSet                     // the host who holds the slot
+	hostKept                    // whatever it was (a slot closed while reserved keeps its host)
+)
+
 // catalog is ordered (not a map) so EventNames is stable for listings and
-// golden tests.
+// golden tests. status and host are the slot's state after the event: the
+// aggregate decides them, and the event contract publishes them.
 var catalog = []struct {
 	name       EventName
 	detailType string
+	status     Status
+	host       hostRule
 }{
-	{EventCreated, "Created"},
-	{EventReserved, "Reserved"},
-	{EventCancelled, "Cancelled"},
-	{EventCheckedIn, "CheckedIn"},
-	{EventCheckedOut, "CheckedOut"},
-	{EventOpened, "Opened"},
-	{EventClosed, "Closed"},
-	{EventUnattended, "Unattended"},
+	{EventCreated, "Created", StatusOpen, hostCleared},
+	{EventReserved, "Reserved", StatusReserved, hostSet},
+	{EventCancelled, "Cancelled", StatusOpen, hostCleared},
+	{EventCheckedIn, "CheckedIn", StatusCheckedIn, hostSet},
+	{EventCheckedOut, "CheckedOut", StatusOpen, hostCleared},
+	{EventOpened, "Opened", StatusOpen, hostCleared},
+	{EventClosed, "Closed", StatusClosed, hostKept},
+	{EventUnattended, "Unattended", StatusOpen, hostCleared},
 }
 
 // DetailTypeOf maps an event to its EventBridge DetailType. An event outside

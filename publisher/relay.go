@@ -50,6 +50,7 @@ type Feed interface {
 type EventFeed struct {
 	Outbox Outbox
 	Policy *Policy // nil allows everything
+	Format Format  // how envelopes travel (zero: EventBridge entries)
 }
 
 // Pending implements Feed.
@@ -60,7 +61,7 @@ func (f EventFeed) Pending(ctx context.Context, after int64, limit int) ([]Pendi
 	}
 	out := make([]Pending, 0, len(recs))
 	for _, rec := range recs {
-		msg, err := ToMessage(rec.Envelope)
+		msg, err := f.Format.Message(rec.Envelope)
 		if err != nil {
 			return nil, err
 		}

@@ -59,9 +59,13 @@ type Replayer struct {
 	Commands     message.Publisher // publishes to the commands broker
 	Events       message.Publisher // publishes to the events broker
 	Policy       *Policy
-	MaxReplays   int
-	DryRun       bool
-	Logger       watermill.LoggerAdapter
+	// Format is the events bus's format: an event goes back in it, whatever
+	// the format was when it was dead-lettered (event dead letters keep the
+	// envelope as an EventBridge entry, emitd's own form).
+	Format     Format
+	MaxReplays int
+	DryRun     bool
+	Logger     watermill.LoggerAdapter
 }
 
 // ReplayResult is what happened to one dead letter.
@@ -168,8 +172,17 @@ func (r *Replayer) prepare(d DeadLetter) (*message.Message, message.Publisher, s
 		if err := r.Policy.Check(env.EventBusName, env.DetailType); err != nil {
 			return nil, nil, err.Error()
 		}
-		msg.UUID = env.ID // events keep their id: consumers de-duplicate by it
-		return msg, r.Events, ""
+		if !r.Format.CloudEvents() {
+			msg.UUID = env.ID // events keep their id: consumers de-duplicate by it
+			return msg, r.Events, ""
+		}
+		out, err := r.Format.Message(env)
+		if err != nil {
+			return nil, nil, err.Error()
+		}
+		out.Metadata.Set(DLQReplays, msg.Metadata.Get(DLQReplays))
+		out.UUID = env.ID // events keep their id: consumers de-duplicate by it
+		return out, r.Events, ""
 	default:
 		return nil, nil, fmt.Sprintf("unknown kind %q", d.Kind)
 	}

@@ -144,9 +144,38 @@ func newMarshaler() marshaler {
 				p.CorrelationId = c
 			}
 			p.ContentType = "application/json"
+			for k, v := range p.Headers {
+				if k == publisher.MetaContentType {
+					// The binding's content type is the property, not a header.
+					p.ContentType, _ = v.(string)
+					delete(p.Headers, k)
+				} else if h := HeaderName(k); h != k {
+					delete(p.Headers, k)
+					p.Headers[h] = v
+				}
+			}
 			return p
 		},
 	}}
+}
+
+// The CloudEvents AMQP protocol binding, binary mode: every attribute is an
+// application property (a header, in AMQP 0-9-1) "cloudEvents:<name>", and
+// datacontenttype is the content-type property. emitd's messages carry the
+// attributes as neutral metadata (publisher.CEAttributePrefix); the marshaler
+// renames them both ways.
+const CEHeaderPrefix = "cloudEvents:"
+
+// UUIDHeader carries the Watermill message UUID (watermill-amqp's key).
+const UUIDHeader = wmamqp.DefaultMessageUUIDHeaderKey
+
+// HeaderName is the header that carries a Watermill metadata key (the
+// content type goes to the content-type property instead).
+func HeaderName(key string) string {
+	if name, ok := strings.CutPrefix(key, publisher.CEAttributePrefix); ok {
+		return CEHeaderPrefix + name
+	}
+	return key
 }
 
 func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
@@ -170,6 +199,17 @@ func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	}
 	if msg.UUID == "" && d.MessageId != "" {
 		msg.UUID = d.MessageId // published by a plain AMQP client
+	}
+	cloudEvent := strings.HasPrefix(d.ContentType, "application/cloudevents")
+	for k, v := range msg.Metadata {
+		if name, ok := strings.CutPrefix(k, CEHeaderPrefix); ok {
+			delete(msg.Metadata, k)
+			msg.Metadata[publisher.CEAttributePrefix+name] = v
+			cloudEvent = true
+		}
+	}
+	if cloudEvent {
+		msg.Metadata.Set(publisher.MetaContentType, d.ContentType)
 	}
 	return msg, nil
 }

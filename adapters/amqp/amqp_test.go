@@ -143,7 +143,51 @@ func TestContract(t *testing.T) {
 		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
 			nativeCheck(t, cfg, topic, sent)
 		},
+		CloudEvents: &contract.CloudEventsBinding{
+			// the AMQP binding's, as the spec writes it
+			Prefix: "cloudEvents:", Read: func(t *testing.T, topic string, n int) []contract.Native {
+				return readNative(t, cfg, topic, n)
+			}},
 	})
+}
+
+// readNative takes n messages from the native group's queue with
+// amqp091-go, no Watermill: headers are the application properties, the
+// content type is the content-type property.
+func readNative(t *testing.T, cfg amqp.Config, topic string, n int) []contract.Native {
+	t.Helper()
+	conn, err := amqp091.Dial(cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	queue := amqp.QueueName(topic, contract.NativeGroup)
+	var out []contract.Native
+	deadline := time.Now().Add(contract.WaitTimeout)
+	for len(out) < n {
+		d, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatalf("get from %s: %v", queue, err)
+		}
+		if !ok {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d messages in queue %s", len(out), n, queue)
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		h := map[string]string{}
+		for k, v := range d.Headers {
+			h[k] = fmt.Sprint(v)
+		}
+		out = append(out, contract.Native{Headers: h, ContentType: d.ContentType, Body: d.Body})
+	}
+	return out
 }
 
 // nativeCheck reads the native group's queue with amqp091-go, no

@@ -73,6 +73,11 @@ type Features struct {
 	// on it when it is a message.SubscribeInitializer; NativeCheck then reads
 	// that group's queue. NativeCheck consumes (acks) what it reads.
 	NativeCheck func(t *testing.T, topic string, sent []domain.Envelope)
+	// CloudEvents, optional, is the adapter's CloudEvents protocol binding:
+	// the suite publishes CloudEvents in binary and in structured mode
+	// (publisher.Format), reads them back with Read, the broker's own
+	// client, and decodes them with the CloudEvents Go SDK.
+	CloudEvents *CloudEventsBinding
 }
 
 // Factory makes the adapter's publishers, subscribers and topics.
@@ -124,6 +129,8 @@ func Run(t *testing.T, f Factory, feat Features) {
 	t.Run("ManyInFlight", s.manyInFlight)
 	t.Run("NativeMapping", s.nativeMapping)
 	t.Run("Health", s.health)
+	t.Run("CloudEventsBinary", func(t *testing.T) { s.cloudEvents(t, publisher.ModeBinary) })
+	t.Run("CloudEventsStructured", func(t *testing.T) { s.cloudEvents(t, publisher.ModeStructured) })
 }
 
 type suite struct {

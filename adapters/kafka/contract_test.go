@@ -52,6 +52,19 @@ func TestContract(t *testing.T) {
 		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
 			nativeCheck(t, name, brokers, topic, sent)
 		},
+		CloudEvents: &contract.CloudEventsBinding{
+			// the Kafka binding's, as the spec writes it
+			Prefix: "ce_", Read: func(t *testing.T, topic string, n int) []contract.Native {
+				var out []contract.Native
+				for _, r := range readRecords(t, brokers, topic, n) {
+					h := map[string]string{}
+					for _, hd := range r.Headers {
+						h[hd.Key] = string(hd.Value)
+					}
+					out = append(out, contract.Native{Key: string(r.Key), Headers: h, ContentType: h["content-type"], Body: r.Value})
+				}
+				return out
+			}},
 	})
 }
 

@@ -3,6 +3,7 @@ package kafka
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/Shopify/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
@@ -14,6 +15,37 @@ import (
 // UUIDHeader is the record header that carries the Watermill message UUID
 // (watermill-kafka's own key, so any Watermill consumer reads it).
 const UUIDHeader = kafka.UUIDHeaderKey
+
+// The CloudEvents Kafka protocol binding, binary mode: every attribute is a
+// header "ce_<name>", and datacontenttype is the "content-type" header.
+// emitd's messages carry the attributes as neutral metadata
+// (publisher.CEAttributePrefix); the marshaler renames them both ways.
+const (
+	CEHeaderPrefix    = "ce_"
+	ContentTypeHeader = "content-type"
+)
+
+// HeaderName is the record header that carries a Watermill metadata key.
+func HeaderName(key string) string {
+	if name, ok := strings.CutPrefix(key, publisher.CEAttributePrefix); ok {
+		return CEHeaderPrefix + name
+	}
+	if key == publisher.MetaContentType {
+		return ContentTypeHeader
+	}
+	return key
+}
+
+// metadataKey is HeaderName's inverse.
+func metadataKey(header string) string {
+	if name, ok := strings.CutPrefix(header, CEHeaderPrefix); ok {
+		return publisher.CEAttributePrefix + name
+	}
+	if header == ContentTypeHeader {
+		return publisher.MetaContentType
+	}
+	return header
+}
 
 // Marshaler maps Watermill messages to Kafka records and back (see the
 // package comment). It implements watermill-kafka's MarshalerUnmarshaler.
@@ -27,15 +59,19 @@ func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 	if _, ok := msg.Metadata[UUIDHeader]; ok {
 		return nil, fmt.Errorf("%w: metadata key %s is reserved for the message UUID", ErrInvalidMessage, UUIDHeader)
 	}
-	keys := make([]string, 0, len(msg.Metadata))
+	names := make(map[string]string, len(msg.Metadata)) // header -> metadata key
 	for k := range msg.Metadata {
-		keys = append(keys, k)
+		names[HeaderName(k)] = k
+	}
+	keys := make([]string, 0, len(names))
+	for h := range names {
+		keys = append(keys, h)
 	}
 	sort.Strings(keys)
 	headers := make([]sarama.RecordHeader, 0, len(keys)+1)
 	headers = append(headers, sarama.RecordHeader{Key: []byte(UUIDHeader), Value: []byte(msg.UUID)})
-	for _, k := range keys {
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(msg.Metadata[k])})
+	for _, h := range keys {
+		headers = append(headers, sarama.RecordHeader{Key: []byte(h), Value: []byte(msg.Metadata[names[h]])})
 	}
 	key := msg.Metadata.Get(publisher.MetaSlotID)
 	if key == "" {
@@ -66,7 +102,7 @@ func (Marshaler) Unmarshal(rec *sarama.ConsumerMessage) (*message.Message, error
 			uuid = string(h.Value)
 			continue
 		}
-		md.Set(string(h.Key), string(h.Value))
+		md.Set(metadataKey(string(h.Key)), string(h.Value))
 	}
 	if uuid == "" {
 		uuid = md.Get(publisher.MetaEventID)

@@ -365,7 +365,7 @@ func (p *Publisher) Publish(topic string, messages ...*message.Message) error {
 	limit := p.nc.MaxPayload()
 	var first error
 	for i, m := range messages {
-		nm, err := p.marshaler.Marshal(topic, m)
+		nm, err := marshal(&p.marshaler, topic, m)
 		if err != nil {
 			be.Refused[m.UUID] = fmt.Errorf("natsjs: marshal %s: %w", m.UUID, err)
 			continue
@@ -702,7 +702,65 @@ func (s *Subscriber) settle(jm jetstream.Msg, msg *message.Message, window chan 
 
 func (s *Subscriber) unmarshal(jm jetstream.Msg) (*message.Message, error) {
 	var m wmnats.NATSMarshaler
-	return m.Unmarshal(&nats.Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers()})
+	msg, err := m.Unmarshal(&nats.Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers()})
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range msg.Metadata {
+		if mk := metadataKey(k); mk != k {
+			delete(msg.Metadata, k)
+			msg.Metadata[mk] = v
+		}
+	}
+	return msg, nil
+}
+
+// The CloudEvents NATS protocol binding, binary mode: every attribute is a
+// header "ce-<name>", and datacontenttype is the "content-type" header.
+// emitd's messages carry the attributes as neutral metadata
+// (publisher.CEAttributePrefix); the adapter renames them both ways.
+const (
+	CEHeaderPrefix    = "ce-"
+	ContentTypeHeader = "content-type"
+	// UUIDHeader carries the Watermill message UUID (watermill-nats' key).
+	UUIDHeader = wmnats.WatermillUUIDHdr
+)
+
+// HeaderName is the NATS header that carries a Watermill metadata key.
+func HeaderName(key string) string {
+	if name, ok := strings.CutPrefix(key, publisher.CEAttributePrefix); ok {
+		return CEHeaderPrefix + name
+	}
+	if key == publisher.MetaContentType {
+		return ContentTypeHeader
+	}
+	return key
+}
+
+// metadataKey is HeaderName's inverse.
+func metadataKey(header string) string {
+	if name, ok := strings.CutPrefix(header, CEHeaderPrefix); ok {
+		return publisher.CEAttributePrefix + name
+	}
+	if header == ContentTypeHeader {
+		return publisher.MetaContentType
+	}
+	return header
+}
+
+// marshal is watermill-nats' marshaling with the headers named by HeaderName.
+func marshal(m *wmnats.NATSMarshaler, topic string, msg *message.Message) (*nats.Msg, error) {
+	nm, err := m.Marshal(topic, msg)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range nm.Header {
+		if h := HeaderName(k); h != k {
+			delete(nm.Header, k)
+			nm.Header[h] = v
+		}
+	}
+	return nm, nil
 }
 
 // Close ends every subscription (their channels close), gives back what was

@@ -143,7 +143,44 @@ func features(name string, cfg natsjs.Config) contract.Features {
 		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
 			nativeCheck(t, name, cfg, topic, sent)
 		},
+		CloudEvents: &contract.CloudEventsBinding{
+			// the NATS binding's, as the spec writes it
+			Prefix: "ce-", Read: func(t *testing.T, topic string, n int) []contract.Native {
+				return readNative(t, cfg, topic, n)
+			}},
 	}
+}
+
+// readNative reads a topic's stream with nats.go, no Watermill.
+func readNative(t *testing.T, cfg natsjs.Config, topic string, n int) []contract.Native {
+	t.Helper()
+	nc, err := nats.Connect(cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := cfg.StreamName(topic)
+	info, err := js.StreamInfo(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []contract.Native
+	for i := range n {
+		raw, err := js.GetMsg(stream, info.State.FirstSeq+uint64(i))
+		if err != nil {
+			t.Fatalf("get message %d of %s: %v", i, stream, err)
+		}
+		h := map[string]string{}
+		for k := range raw.Header {
+			h[k] = raw.Header.Get(k)
+		}
+		out = append(out, contract.Native{Headers: h, ContentType: raw.Header.Get("content-type"), Body: raw.Data})
+	}
+	return out
 }
 
 // nativeCheck reads the stream back with nats.go, no Watermill: one message

@@ -22,9 +22,13 @@ func configCommand() *cli.Command {
 					if err != nil {
 						return cli.Exit(err.Error(), 2)
 					}
-					fmt.Fprintf(c.App.Writer, "configuration OK: %s\n  commands: %s (topic %s, dlq %s, results %s)\n  events:   %s (buses %s, %s)\n  store:    %s in %s\n",
+					format := cfg.Events.Format
+					if cfg.Events.Format == configs.FormatCloudEvents {
+						format += " " + cfg.Events.CloudEvents.Mode
+					}
+					fmt.Fprintf(c.App.Writer, "configuration OK: %s\n  commands: %s (topic %s, dlq %s, results %s)\n  events:   %s (buses %s, %s; %s)\n  store:    %s in %s\n",
 						configSource(c), cfg.Commands.Broker, cfg.Commands.Topic, cfg.Commands.DLQTopic, cfg.Commands.ResultsTopic,
-						cfg.Events.Broker, cfg.Events.DomainBus, cfg.Events.AnalyticsBus, cfg.Store.Driver, cfg.DataDir)
+						cfg.Events.Broker, cfg.Events.DomainBus, cfg.Events.AnalyticsBus, format, cfg.Store.Driver, cfg.DataDir)
 					return nil
 				},
 			},

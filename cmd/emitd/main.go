@@ -73,6 +73,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			configCommand(),
 			scheduleCommand(),
 			statusCommand(),
+			catalogCommand(),
 		},
 		// In json mode the error a command ends with is a JSON line too.
 		ExitErrHandler: func(c *cli.Context, err error) {

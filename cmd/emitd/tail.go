@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/publisher"
 )
 
 func tailCommand() *cli.Command {
@@ -17,7 +18,8 @@ func tailCommand() *cli.Command {
 		Name:  "tail",
 		Usage: "print envelopes on a bus (or command outcomes) as JSON lines",
 		Description: "Prints each envelope on --bus as one line in EventBridge entry form\n" +
-			"({\"EventBusName\",\"Source\",\"DetailType\",\"Detail\"}), or each command outcome with --results.\n" +
+			"({\"EventBusName\",\"Source\",\"DetailType\",\"Detail\"}), or, with events.format cloudevents, as a\n" +
+			"structured CloudEvent (in either mode), or each command outcome with --results.\n" +
 			"It reads without taking anything away from the daemon or other readers; on SQS, where\n" +
 			"every receive takes, it refuses unless --consume (and never reads the commands queue).\n\n" +
 			"Examples:\n" +
@@ -32,7 +34,7 @@ func tailCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "exit after `D` (e.g. 30s; 0: no limit); with -n, exits 1 if fewer than N arrived"},
 			&cli.BoolFlag{Name: "from-beginning", Usage: "start from what the bus retains, not from new messages"},
 			&cli.BoolFlag{Name: "consume", Usage: "on SQS, where every receive takes, read anyway and delete what is shown"},
-			&cli.StringFlag{Name: "field", Usage: "print only the value at `PATH` (e.g. data.slotId, metadata.id in an envelope's Detail; status, reason in an outcome)"},
+			&cli.StringFlag{Name: "field", Usage: "print only the value at `PATH` (e.g. data.slotId, metadata.id in an envelope's Detail or a CloudEvent's data; status, reason in an outcome)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
@@ -85,6 +87,17 @@ func tailCommand() *cli.Command {
 						return nil
 					}
 					line := string(msg.Payload)
+					if !results {
+						// A binary-mode CloudEvent prints whole, attributes
+						// included: in structured form.
+						if ce, isCE, err := publisher.CloudEventFromMessage(msg); err == nil && isCE {
+							b, err := ce.MarshalStructured()
+							if err != nil {
+								return cli.Exit(err.Error(), 1)
+							}
+							line = string(b)
+						}
+					}
 					if path := c.String("field"); path != "" {
 						if line, err = field(msg.Payload, path); err != nil {
 							return cli.Exit(err.Error(), 1)
@@ -113,6 +126,8 @@ func field(payload []byte, path string) (string, error) {
 		if err := json.Unmarshal([]byte(d), &doc); err != nil {
 			return "", fmt.Errorf("--field: Detail is not a JSON object: %w", err)
 		}
+	} else if data, ok := doc["data"].(map[string]any); ok && doc["specversion"] != nil {
+		doc = data // a CloudEvent: its data is the Detail
 	}
 	var v any = doc
 	for _, key := range strings.Split(path, ".") {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -16,17 +17,33 @@ import (
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
 	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog/catalogtest"
 )
 
 func TestKafka(t *testing.T) {
 	t.Parallel()
 	addr := kafkatest.Start(t)[0]
 	s := newSetup(t, "kafka.yaml", nil, "127.0.0.1:9092", addr)
+	kafkaJourney(t, s)
+}
+
+// TestKafkaCloudEventsBinary: the Kafka setup with events.format
+// cloudevents in binary mode (ce_ headers, the slot id still the key).
+func TestKafkaCloudEventsBinary(t *testing.T) {
+	t.Parallel()
+	addr := kafkatest.Start(t)[0]
+	s := newSetup(t, "kafka.yaml", nil, "127.0.0.1:9092", addr,
+		"events:\n  broker: kafka\n", "events:\n  broker: kafka\n  format: cloudevents\n  cloudevents:\n    mode: binary\n")
+	kafkaJourney(t, s)
+}
+
+func kafkaJourney(t *testing.T, s *setup) {
+	v := s.validator()
 	d := s.serve()
 	results := s.tail("", "--from-beginning")
 	dom := s.tail("reservation", "--from-beginning")
 	ana := s.tail("analytics", "--from-beginning")
-	journey(t, s, results, "reservation", "analytics", tailEvents(dom), tailEvents(ana))
+	journey(t, s, v, results, "reservation", "analytics", tailEvents(dom, v, "reservation"), tailEvents(ana, v, "analytics"))
 	d.stop(t)
 }
 
@@ -43,7 +60,7 @@ func awsEnv(sqsSNS, eventBridge string) []string {
 
 // ebEvents reads what the EventBridge test server accepted for bus, in
 // order: EventBridge itself cannot be read back.
-func ebEvents(srv *ebtest.Server, bus string) events {
+func ebEvents(srv *ebtest.Server, v *catalogtest.Validator, bus string) events {
 	seen := 0
 	return func(t *testing.T, what string) entry {
 		t.Helper()
@@ -58,7 +75,10 @@ func ebEvents(srv *ebtest.Server, bus string) events {
 			if len(onBus) > seen {
 				e := onBus[seen]
 				seen++
-				return entry{EventBusName: e.Bus, Source: e.Source, DetailType: e.DetailType, Detail: e.Detail}
+				got := entry{EventBusName: e.Bus, Source: e.Source, DetailType: e.DetailType, Detail: e.Detail}
+				b, _ := json.Marshal(got)
+				v.EventLine(t, bus, string(b))
+				return got
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: EventBridge accepted nothing more after %s (dropped for unknown buses: %d)", what, eventTimeout, len(srv.Dropped()))
@@ -85,6 +105,7 @@ func TestAWS(t *testing.T) {
 	}
 
 	s := newSetup(t, "aws.yaml", env)
+	v := s.validator()
 	d := s.serve()
 	_, stderr, code = s.runCLI("tail", "--config", s.cfg, "--bus", "reservation")
 	if code != 1 || !strings.Contains(stderr, "EventBridge cannot be read back") {
@@ -96,7 +117,7 @@ func TestAWS(t *testing.T) {
 		t.Errorf("tail --results on SQS without --consume: exit %d, stderr:\n%s", code, stderr)
 	}
 	results := s.tail("", "--consume") // the test is the only sender: it may take the outcomes
-	journey(t, s, results, "reservation", "analytics", ebEvents(eb, "reservation"), ebEvents(eb, "analytics"))
+	journey(t, s, v, results, "reservation", "analytics", ebEvents(eb, v, "reservation"), ebEvents(eb, v, "analytics"))
 	d.stop(t)
 }
 
@@ -106,11 +127,12 @@ func TestSNSSQS(t *testing.T) {
 	t.Parallel()
 	endpoint := awstest.StartFauxqs(t)
 	s := newSetup(t, "sns-sqs.yaml", awsEnv(endpoint, ""))
+	v := s.validator()
 	d := s.serve()
 	results := s.tail("", "--consume")
 	dom := s.tail("reservation")
 	ana := s.tail("analytics")
-	journey(t, s, results, "reservation", "analytics", tailEvents(dom), tailEvents(ana))
+	journey(t, s, v, results, "reservation", "analytics", tailEvents(dom, v, "reservation"), tailEvents(ana, v, "analytics"))
 	d.stop(t)
 }
 
@@ -153,11 +175,12 @@ func TestNATS(t *testing.T) {
 		}
 	})
 	s := newSetup(t, "nats.yaml", nil, replace...)
+	v := s.validator()
 	d := s.serve()
 	results := s.tail("", "--from-beginning")
 	dom := s.tail("reservation-"+run, "--from-beginning")
 	ana := s.tail("analytics-"+run, "--from-beginning")
-	journey(t, s, results, "reservation-"+run, "analytics-"+run, tailEvents(dom), tailEvents(ana))
+	journey(t, s, v, results, "reservation-"+run, "analytics-"+run, tailEvents(dom, v, "reservation-"+run), tailEvents(ana, v, "analytics-"+run))
 	d.stop(t)
 }
 
@@ -182,10 +205,11 @@ func TestAMQP(t *testing.T) {
 		_, _ = ch.QueueDelete(amqp.QueueName(topics[1], brokers.DeadLetterGroup), false, false, false)
 	})
 	s := newSetup(t, "amqp.yaml", nil, replace...)
+	v := s.validator()
 	d := s.serve()
 	results := s.tail("")
 	dom := s.tail("reservation-" + run)
 	ana := s.tail("analytics-" + run)
-	journey(t, s, results, "reservation-"+run, "analytics-"+run, tailEvents(dom), tailEvents(ana))
+	journey(t, s, v, results, "reservation-"+run, "analytics-"+run, tailEvents(dom, v, "reservation-"+run), tailEvents(ana, v, "analytics-"+run))
 	d.stop(t)
 }

@@ -20,7 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog/catalogtest"
 	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
+	"github.com/emitd/emitd/configs"
+	"github.com/emitd/emitd/domain"
 )
 
 // emitdBin is the binary under test, built once by TestMain.
@@ -312,16 +316,67 @@ type outcome struct {
 // events yields the envelopes that reach one bus, in order.
 type events func(t *testing.T, what string) entry
 
-func tailEvents(p *proc) events {
+// tailEvents reads what tail prints for bus, checking each line against
+// the catalog: an entry, or a CloudEvent (then turned into its entry).
+func tailEvents(p *proc, v *catalogtest.Validator, bus string) events {
 	return func(t *testing.T, what string) entry {
 		t.Helper()
-		var e entry
 		line := p.next(t, what)
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("%s: tail printed %q, not an entry: %v", what, line, err)
-		}
-		return e
+		v.EventLine(t, bus, line)
+		return entryOf(t, what, bus, line)
 	}
+}
+
+// entryOf reads an entry, or a structured CloudEvent as the entry it
+// carries (type = Source, data = Detail).
+func entryOf(t *testing.T, what, bus, line string) entry {
+	t.Helper()
+	var e entry
+	if strings.HasPrefix(line, `{"specversion":`) {
+		var ce struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(line), &ce); err != nil {
+			t.Fatalf("%s: tail printed %q, not a CloudEvent: %v", what, line, err)
+		}
+		var d struct {
+			Data struct {
+				Event domain.EventName `json:"event"`
+			} `json:"data"`
+		}
+		_ = json.Unmarshal(ce.Data, &d)
+		dt, _ := domain.DetailTypeOf(d.Data.Event)
+		return entry{EventBusName: bus, Source: ce.Type, DetailType: dt, Detail: string(ce.Data)}
+	}
+	if err := json.Unmarshal([]byte(line), &e); err != nil {
+		t.Fatalf("%s: tail printed %q, not an entry: %v", what, line, err)
+	}
+	return e
+}
+
+// validator checks messages against the catalog the binary prints for this
+// setup (`emitd catalog --format jsonschema`), which must be the catalog
+// the code makes for the same file.
+func (s *setup) validator() *catalogtest.Validator {
+	t := s.t
+	t.Helper()
+	out, stderr, code := s.runCLI("catalog", "--format", "jsonschema", "--config", s.cfg)
+	if code != 0 {
+		t.Fatalf("emitd catalog: exit %d\n%s", code, stderr)
+	}
+	cfg, err := configs.Load(s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(cat.JSONSchema()) {
+		t.Fatalf("emitd catalog printed another document than the catalog of %s", s.cfg)
+	}
+	return catalogtest.New(t, cat, []byte(out))
 }
 
 func parseDetail(t *testing.T, e entry) detail {
@@ -337,14 +392,29 @@ func parseDetail(t *testing.T, e entry) detail {
 // Reserve, Cancel), one command at a time (each waits for its outcome, so
 // no broker's ordering between commands matters), and checks every envelope
 // on both buses.
-func journey(t *testing.T, s *setup, results *proc, domainBus, analyticsBus string, domainEvents, analyticsEvents events) {
+//
+// Every command it sends, every outcome and every event it reads is checked
+// against the catalog (v): the commands carry their ids, so that the bytes
+// checked are the bytes `emitd send` puts on the queue.
+func journey(t *testing.T, s *setup, v *catalogtest.Validator, results *proc, domainBus, analyticsBus string, domainEvents, analyticsEvents events) {
 	t.Helper()
+	defer func() { t.Logf("validated against the catalog: %s", v.Summary()) }()
 	outcomes := map[string]outcome{}
+	send := func(cmd string) string {
+		t.Helper()
+		b, _, err := domain.EnsureIDs([]byte(cmd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Command(t, b)
+		return s.send(string(b))
+	}
 	await := func(id string) outcome {
 		t.Helper()
 		for {
 			var o outcome
 			line := results.next(t, "outcome of command "+id)
+			v.Outcome(t, []byte(line))
 			if err := json.Unmarshal([]byte(line), &o); err != nil {
 				t.Fatalf("results: %q is not an outcome: %v", line, err)
 			}
@@ -357,7 +427,7 @@ func journey(t *testing.T, s *setup, results *proc, domainBus, analyticsBus stri
 			}
 		}
 	}
-	ids := []string{s.send(`{"type":"CreateSlots","data":{"date":"2026-12-01","startHour":9,"count":1}}`)}
+	ids := []string{send(`{"type":"CreateSlots","data":{"date":"2026-12-01","startHour":9,"count":1}}`)}
 	await(ids[0])
 	created := domainEvents(t, "Created on "+domainBus)
 	slotID, _ := parseDetail(t, created).Data["slotId"].(string)
@@ -372,7 +442,7 @@ func journey(t *testing.T, s *setup, results *proc, domainBus, analyticsBus stri
 		{fmt.Sprintf(`{"type":"CancelSlot","data":{"slotId":%q}}`, slotID), "Cancelled", "OPEN", ""},
 	}
 	for _, st := range steps {
-		id := s.send(st.cmd)
+		id := send(st.cmd)
 		ids = append(ids, id)
 		await(id)
 	}

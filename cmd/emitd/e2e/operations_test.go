@@ -21,7 +21,7 @@ func TestScheduleEveryClosesWithoutSender(t *testing.T) {
 		`    - {name: close-slots,    cron: "@every 2s",       command: {type: CloseSlots}}`+"\n"+
 			`    - {name: old-slots,      cron: "@every 3s",       command: {type: CreateSlots, data: {date: 2026-01-05, startHour: 9, count: 1}}}`)
 	d := s.start(`"msg":"emitd serving"`, "serve", "--config", s.cfg, "--log-format", "json", "--log-level", "debug")
-	dom := tailEvents(s.tail("reservation", "--from-beginning"))
+	dom := tailEvents(s.tail("reservation", "--from-beginning"), s.validator(), "reservation")
 	for seen := map[string]bool{}; !seen["Closed"]; {
 		e := dom(t, "an event of the schedule")
 		seen[e.DetailType] = true

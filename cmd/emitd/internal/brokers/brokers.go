@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/emitd/emitd/configs"
+	"github.com/emitd/emitd/publisher"
 )
 
 // DeadLetterGroup is the consumer group that moves poison-queue messages
@@ -144,4 +145,14 @@ func reader(sub message.Subscriber, err error, broker string, logger watermill.L
 		return nil, err
 	}
 	return announced{Subscriber: sub, broker: broker, logger: logger}, nil
+}
+
+// EventFormat is how envelopes travel on the events broker (events.format,
+// events.cloudevents.mode): the relay publishes, and replay re-publishes,
+// in it.
+func EventFormat(cfg *configs.Config) publisher.Format {
+	if cfg.Events.Format != configs.FormatCloudEvents {
+		return publisher.Format{Name: publisher.FormatEventBridge}
+	}
+	return publisher.Format{Name: publisher.FormatCloudEvents, Mode: cfg.Events.CloudEvents.Mode}
 }

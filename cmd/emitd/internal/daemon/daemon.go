@@ -17,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
 	"github.com/emitd/emitd/cmd/emitd/internal/stores"
 	"github.com/emitd/emitd/cmd/emitd/internal/telemetry"
 	"github.com/emitd/emitd/configs"
@@ -125,7 +126,8 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	}
 
 	rc := cfg.Relay
-	d.relay = publisher.NewRelay("events", publisher.EventFeed{Outbox: d.store, Policy: publisher.NewPolicy(cfg.EmitPolicy())},
+	d.relay = publisher.NewRelay("events", publisher.EventFeed{Outbox: d.store, Policy: publisher.NewPolicy(cfg.EmitPolicy()),
+		Format: brokers.EventFormat(cfg)},
 		d.events.Publisher(), logger)
 	d.relay.TopicOrder = []string{cfg.Events.DomainBus, cfg.Events.AnalyticsBus}
 	entries, loc, err := cfg.ScheduleEntries()
@@ -236,10 +238,20 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	}
 
 	if addr := cfg.HTTP.ListenAddr(); addr != "" {
-		if d.http, err = telemetry.Listen(addr, d.metrics, d.probe, o.handlers); err != nil {
+		// The event contract of this configuration, as `emitd catalog`
+		// prints it: consumers discover the events where the daemon runs.
+		cat, err := catalog.New(cfg)
+		if err != nil {
 			return nil, err
 		}
-		logger.Info("operations listener", watermill.LogFields{"url": "http://" + d.http.Addr(), "paths": "/metrics /healthz /readyz"})
+		handlers := map[string]http.Handler{"GET /catalog": cat.Handler()}
+		for p, h := range o.handlers {
+			handlers[p] = h
+		}
+		if d.http, err = telemetry.Listen(addr, d.metrics, d.probe, handlers); err != nil {
+			return nil, err
+		}
+		logger.Info("operations listener", watermill.LogFields{"url": "http://" + d.http.Addr(), "paths": "/metrics /healthz /readyz /catalog"})
 	}
 	started = true
 	return d, nil

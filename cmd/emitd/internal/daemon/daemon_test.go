@@ -9,6 +9,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog/catalogtest"
+	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
 )
@@ -27,9 +30,28 @@ func reserve(slotID, host string) string {
 
 // TestJourney runs docs/DOMAIN.md scenario 11 through the daemon: Create, Reserve,
 // CheckIn, CheckOut, Reserve, Cancel, one command at a time, and checks the
-// envelopes on both buses.
+// envelopes on both buses; every command, outcome and event is checked
+// against the catalog's schemas too. It runs once per event format.
 func TestJourney(t *testing.T) {
-	r := start(t, testConfig(t))
+	for _, f := range []struct{ format, mode string }{
+		{configs.FormatEventBridge, ""}, {configs.FormatCloudEvents, configs.ModeStructured}, {configs.FormatCloudEvents, configs.ModeBinary},
+	} {
+		t.Run(strings.TrimSuffix(f.format+"-"+f.mode, "-"), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Events.Format, cfg.Events.CloudEvents.Mode = f.format, f.mode
+			journey(t, cfg)
+		})
+	}
+}
+
+func journey(t *testing.T, cfg *configs.Config) {
+	cat, err := catalog.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := catalogtest.New(t, cat, nil)
+	r := start(t, cfg)
+	r.commands = v.Command
 	results := r.read(t, r.cfg.Commands.ResultsTopic)
 	domainBus := r.read(t, r.cfg.Events.DomainBus)
 	analyticsBus := r.read(t, r.cfg.Events.AnalyticsBus)
@@ -37,7 +59,7 @@ func TestJourney(t *testing.T) {
 	ids := r.send(t, create("2026-12-01", 9, 1))
 	results.waitN(t, "outcomes", 1)
 	created := domainBus.waitN(t, "domain events", 1)
-	_, d := envelopes(t, created)
+	_, d := envelopesOn(t, r.cfg.Events.DomainBus, created)
 	slotID := d[0].Data["slotId"].(string)
 
 	steps := []struct {
@@ -53,15 +75,25 @@ func TestJourney(t *testing.T) {
 		ids = append(ids, r.send(t, s.cmd)...)
 		results.waitN(t, "outcomes", i+2)
 	}
-	got := outcomes(t, results.waitN(t, "outcomes", len(ids)))
+	outcomeMsgs := results.waitN(t, "outcomes", len(ids))
+	got := outcomes(t, outcomeMsgs)
 	for _, id := range ids {
 		if got[id].Status != domain.OutcomeAccepted {
 			t.Fatalf("command %s: outcome %+v, want accepted", id, got[id])
 		}
 	}
 
-	domEnvs, domDetails := envelopes(t, domainBus.waitN(t, "domain events", 6))
-	anaEnvs, anaDetails := envelopes(t, analyticsBus.waitN(t, "analytics events", 6))
+	domMsgs, anaMsgs := domainBus.waitN(t, "domain events", 6), analyticsBus.waitN(t, "analytics events", 6)
+	domEnvs, domDetails := envelopesOn(t, r.cfg.Events.DomainBus, domMsgs)
+	anaEnvs, anaDetails := envelopesOn(t, r.cfg.Events.AnalyticsBus, anaMsgs)
+	for _, m := range outcomeMsgs {
+		v.Outcome(t, m.Payload)
+	}
+	for i := range domMsgs {
+		v.Event(t, r.cfg.Events.DomainBus, domMsgs[i])
+		v.Event(t, r.cfg.Events.AnalyticsBus, anaMsgs[i])
+	}
+	t.Logf("validated against the catalog: %s", v.Summary())
 	wantEvents := []string{"CREATED"}
 	for _, s := range steps {
 		wantEvents = append(wantEvents, s.event)

@@ -20,6 +20,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/emitd/emitd/adapters/awstest"
+	"github.com/emitd/emitd/adapters/contract"
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
 	"github.com/emitd/emitd/adapters/natsjs"
@@ -551,4 +552,59 @@ func TestInFlightCommandFinishesAndIsAcknowledged(t *testing.T) {
 			t.Fatalf("the in-flight command was answered %d times, want once (processed again after the restart?)", n)
 		}
 	})
+}
+
+// TestReplayedEventTakesTheBusFormat: event dead letters keep the envelope
+// as an EventBridge entry (emitd's own form, whatever the bus's format was),
+// and replay re-emits it in the format the bus uses now, with its event id:
+// here a CloudEvent in each mode, which the CloudEvents SDK reads back as
+// the relay would have sent it.
+func TestReplayedEventTakesTheBusFormat(t *testing.T) {
+	for _, mode := range []string{configs.ModeBinary, configs.ModeStructured} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Events.Format, cfg.Events.CloudEvents.Mode = configs.FormatCloudEvents, mode
+			r := start(t, cfg)
+			bus := r.read(t, cfg.Events.AnalyticsBus)
+			o := operator(t, cfg)
+
+			f := domain.EnvelopeFactory{Meta: cfg.Metadata, DomainBus: cfg.Events.DomainBus, AnalyticsBus: cfg.Events.AnalyticsBus}
+			start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+			envs, err := f.Events(domain.Decision{Changes: []domain.Change{{Event: domain.EventCreated, Slot: domain.Slot{
+				SlotID: uuid.NewString(), Status: domain.StatusOpen, TimeSlot: domain.TimeSlot{StartTime: start, EndTime: start.Add(time.Hour)}}}}},
+				"corr-replay", start.Add(-time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := envs[1] // the analytics copy
+			dl, err := publisher.EventDeadLetterOf(env, "refused: a test", time.Now().UTC())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Store.AddDeadLetters(context.Background(), []publisher.DeadLetter{dl}); err != nil {
+				t.Fatal(err)
+			}
+			if sum := replay(t, o, false, publisher.DeadLetterFilter{Kind: publisher.KindEvent}); sum.Replayed != 1 {
+				t.Fatalf("replay: %+v", sum)
+			}
+			got := bus.waitN(t, "replayed events", 1)[0]
+			if got.UUID != env.ID {
+				t.Errorf("replayed message id %s, want the event id %s", got.UUID, env.ID)
+			}
+			if mode == configs.ModeBinary && string(got.Payload) != env.Detail {
+				t.Errorf("binary: body %s, want the Detail", got.Payload)
+			}
+			ev, err := contract.CloudEventOfMessage(got)
+			if err != nil {
+				t.Fatalf("replayed message is no CloudEvent: %v\n%v %s", err, got.Metadata, got.Payload)
+			}
+			want, _ := publisher.CloudEventOf(env)
+			if err := contract.SameCloudEvent(ev, want); err != nil {
+				t.Error(err)
+			}
+			if got.Metadata.Get(publisher.DLQReplays) != "1" {
+				t.Errorf("replay count %q, want 1", got.Metadata.Get(publisher.DLQReplays))
+			}
+		})
+	}
 }

@@ -49,6 +49,9 @@ type running struct {
 	d    *daemon.Daemon
 	cfg  *configs.Config
 	stop func() error
+	// commands, when set, checks every command send puts on the queue
+	// against the catalog.
+	commands func(t testing.TB, b []byte)
 }
 
 // start runs a daemon in-process until the test ends (or stop is called).
@@ -106,6 +109,9 @@ func (r *running) send(t testing.TB, cmds ...string) []string {
 		b, cmd, err := domain.EnsureIDs([]byte(c))
 		if err != nil {
 			t.Fatalf("command %s: %v", c, err)
+		}
+		if r.commands != nil {
+			r.commands(t, b)
 		}
 		msg := message.NewMessage(cmd.ID, b)
 		msg.Metadata.Set(publisher.MetaCorrelationID, cmd.CorrelationID)
@@ -217,10 +223,16 @@ type detail struct {
 
 func envelopes(t testing.TB, msgs []*message.Message) ([]domain.Envelope, []detail) {
 	t.Helper()
+	return envelopesOn(t, "", msgs)
+}
+
+// envelopesOn reads the envelopes of messages from bus, in any format.
+func envelopesOn(t testing.TB, bus string, msgs []*message.Message) ([]domain.Envelope, []detail) {
+	t.Helper()
 	var envs []domain.Envelope
 	var details []detail
 	for _, m := range msgs {
-		env, err := publisher.FromMessage(m)
+		env, _, err := publisher.DecodeEvent(bus, m)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/adapters/postgres/pgtest"
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
 	"github.com/emitd/emitd/cmd/emitd/internal/daemon"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
@@ -292,5 +293,36 @@ func TestScheduledFiringProcessedOnce(t *testing.T) {
 		if err := r.stop(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The listener serves the event contract at /catalog: the same documents
+// as `emitd catalog` for this configuration, in CloudEvents mode too.
+func TestListenerServesTheCatalog(t *testing.T) {
+	cfg := withListener(testConfig(t))
+	cfg.Events.Format, cfg.Events.CloudEvents.Mode = configs.FormatCloudEvents, configs.ModeBinary
+	r := start(t, cfg)
+	cat, err := catalog.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + r.d.HTTPAddr() + "/catalog"
+	if code, body := get(t, base); code != http.StatusOK || body != string(cat.AsyncAPI()) {
+		t.Errorf("GET /catalog: %d, %d bytes; want the AsyncAPI document", code, len(body))
+	}
+	if code, body := get(t, base+"?format=jsonschema"); code != http.StatusOK || body != string(cat.JSONSchema()) ||
+		!strings.Contains(body, "urn:emitd:cloudevent:reservation.slotreservation.reserved:domain:v1") {
+		t.Errorf("GET /catalog?format=jsonschema: %d, %d bytes; want the JSON Schema document", code, len(body))
+	}
+	if code, body := get(t, base+"?format=xml"); code != http.StatusBadRequest || !strings.Contains(body, "unknown catalog format") {
+		t.Errorf("GET /catalog?format=xml: %d %q", code, body)
+	}
+	resp, err := http.Post(base, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /catalog: %d, want 405", resp.StatusCode)
 	}
 }

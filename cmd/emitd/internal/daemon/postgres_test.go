@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/emitd/emitd/adapters/postgres/pgtest"
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
+	"github.com/emitd/emitd/cmd/emitd/internal/catalog/catalogtest"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
 )
@@ -21,7 +23,14 @@ func postgresConfig(t *testing.T, url string) *configs.Config {
 
 // The journey, with the state in PostgreSQL.
 func TestJourneyOnPostgres(t *testing.T) {
-	r := start(t, postgresConfig(t, pgtest.Schema(t)))
+	cfg := postgresConfig(t, pgtest.Schema(t))
+	cat, err := catalog.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := catalogtest.New(t, cat, nil)
+	r := start(t, cfg)
+	r.commands = v.Command
 	results := r.read(t, r.cfg.Commands.ResultsTopic)
 	domainBus := r.read(t, r.cfg.Events.DomainBus)
 
@@ -30,7 +39,11 @@ func TestJourneyOnPostgres(t *testing.T) {
 	slotID := d[0].Data["slotId"].(string)
 	ids := r.send(t, reserve(slotID, "Sam Person"), onSlot("CheckIn", slotID), onSlot("CheckOut", slotID),
 		reserve(slotID, "Alex Other"), onSlot("CancelSlot", slotID), onSlot("CancelSlot", slotID))
-	got := outcomes(t, results.waitN(t, "outcomes", 7))
+	outcomeMsgs := results.waitN(t, "outcomes", 7)
+	for _, m := range outcomeMsgs {
+		v.Outcome(t, m.Payload)
+	}
+	got := outcomes(t, outcomeMsgs)
 	for i, id := range ids {
 		want := domain.OutcomeAccepted
 		if i == 5 {
@@ -40,7 +53,11 @@ func TestJourneyOnPostgres(t *testing.T) {
 			t.Errorf("step %d: %+v, want %s", i, got[id], want)
 		}
 	}
-	_, details := envelopes(t, domainBus.waitN(t, "domain events", 6))
+	domMsgs := domainBus.waitN(t, "domain events", 6)
+	for _, m := range domMsgs {
+		v.Event(t, cfg.Events.DomainBus, m)
+	}
+	_, details := envelopes(t, domMsgs)
 	var events []any
 	for _, d := range details {
 		events = append(events, d.Data["event"])

@@ -95,6 +95,7 @@ func (o *Ops) Sync(ctx context.Context) (int, error) {
 // a dry run: it publishes nothing).
 func (o *Ops) Replayer(ctx context.Context, maxReplays int, dryRun bool) (*publisher.Replayer, error) {
 	r := &publisher.Replayer{Store: o.Store, CommandTopic: o.cfg.Commands.Topic, ResultsTopic: o.cfg.Commands.ResultsTopic, Policy: publisher.NewPolicy(o.cfg.EmitPolicy()),
+		Format:     brokers.EventFormat(o.cfg),
 		MaxReplays: maxReplays, DryRun: dryRun, Logger: o.logger}
 	if dryRun {
 		return r, nil
