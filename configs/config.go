@@ -273,6 +273,11 @@ type HTTPConfig struct {
 	// MaxRelayLag: /readyz answers 503 while the oldest envelope waiting in
 	// the outbox is older than this (the relay is stuck). Default 60s.
 	MaxRelayLag time.Duration `yaml:"maxRelayLag"`
+	// PProf serves Go's profiles (net/http/pprof) under /debug/pprof/ on
+	// the listener: CPU, heap, goroutines, an execution trace. Off by
+	// default: a profile shows the process's internals, and taking one
+	// costs CPU while it runs.
+	PProf bool `yaml:"pprof"`
 }
 
 // ListenAddr is http.listen with its default applied ("" when off).

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sort"
 	"time"
@@ -245,13 +246,24 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 			return nil, err
 		}
 		handlers := map[string]http.Handler{"GET /catalog": cat.Handler()}
+		paths := "/metrics /healthz /readyz /catalog"
+		if cfg.HTTP.PProf {
+			// Index serves every named profile (heap, goroutine, ...) under
+			// its prefix; the others are handlers of their own.
+			handlers["GET /debug/pprof/"] = http.HandlerFunc(pprof.Index)
+			handlers["GET /debug/pprof/cmdline"] = http.HandlerFunc(pprof.Cmdline)
+			handlers["GET /debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
+			handlers["GET /debug/pprof/symbol"] = http.HandlerFunc(pprof.Symbol)
+			handlers["GET /debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
+			paths += " /debug/pprof/"
+		}
 		for p, h := range o.handlers {
 			handlers[p] = h
 		}
 		if d.http, err = telemetry.Listen(addr, d.metrics, d.probe, handlers); err != nil {
 			return nil, err
 		}
-		logger.Info("operations listener", watermill.LogFields{"url": "http://" + d.http.Addr(), "paths": "/metrics /healthz /readyz /catalog"})
+		logger.Info("operations listener", watermill.LogFields{"url": "http://" + d.http.Addr(), "paths": paths})
 	}
 	started = true
 	return d, nil

@@ -326,3 +326,20 @@ func TestListenerServesTheCatalog(t *testing.T) {
 		t.Errorf("POST /catalog: %d, want 405", resp.StatusCode)
 	}
 }
+
+// Go's profiles are served only when http.pprof asks for them: a heap
+// profile (gzipped protobuf) with it, 404 without.
+func TestListenerServesProfilesOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := withListener(testConfig(t))
+		cfg.HTTP.PProf = on
+		r := start(t, cfg)
+		code, body := get(t, "http://"+r.d.HTTPAddr()+"/debug/pprof/heap")
+		switch {
+		case on && (code != http.StatusOK || !strings.HasPrefix(body, "\x1f\x8b")):
+			t.Errorf("http.pprof on: GET /debug/pprof/heap: %d, %d bytes; want a gzipped profile", code, len(body))
+		case !on && code != http.StatusNotFound:
+			t.Errorf("http.pprof off: GET /debug/pprof/heap: %d, want 404", code)
+		}
+	}
+}
