@@ -262,9 +262,12 @@ func twin(parent reflect.Value, sf reflect.StructField) (reflect.StructField, re
 }
 
 // readTwins reads every file twin that is set into its secret field.
-func readTwins(c *Config) Problems {
+func readTwins(c *Config) Problems { return readTwinsIn(reflect.ValueOf(c).Elem()) }
+
+// readTwinsIn is readTwins of any (addressable) value.
+func readTwinsIn(v reflect.Value) Problems {
 	var p Problems
-	walk(reflect.ValueOf(c).Elem(), "", func(parentPath string, parent reflect.Value, sf reflect.StructField, fv reflect.Value) {
+	walk(v, "", func(parentPath string, parent reflect.Value, sf reflect.StructField, fv reflect.Value) {
 		tf, tv, ok := twin(parent, sf)
 		if !ok || tv.String() == "" {
 			return
@@ -288,7 +291,12 @@ func readTwins(c *Config) Problems {
 
 // checkFiles reports every file:"true" field whose file cannot be read.
 func (c *Config) checkFiles(add func(string, string, ...any)) {
-	walk(reflect.ValueOf(c).Elem(), "", func(parentPath string, _ reflect.Value, sf reflect.StructField, fv reflect.Value) {
+	checkFilesIn(reflect.ValueOf(c).Elem(), add)
+}
+
+// checkFilesIn is checkFiles of any (addressable) value.
+func checkFilesIn(v reflect.Value, add func(string, string, ...any)) {
+	walk(v, "", func(parentPath string, _ reflect.Value, sf reflect.StructField, fv reflect.Value) {
 		if sf.Tag.Get(TagFile) != "true" || fv.Kind() != reflect.String || fv.String() == "" {
 			return
 		}
@@ -326,7 +334,13 @@ func cannotRead(file string, err error) string {
 // passwords masked. c is left as it is.
 func Redacted(c *Config) *Config {
 	cp := deepCopy(reflect.ValueOf(c)).Interface().(*Config)
-	walk(reflect.ValueOf(cp).Elem(), "", func(_ string, _ reflect.Value, sf reflect.StructField, fv reflect.Value) {
+	redactIn(reflect.ValueOf(cp).Elem())
+	return cp
+}
+
+// redactIn redacts the secret fields of any (addressable) value in place.
+func redactIn(v reflect.Value) {
+	walk(v, "", func(_ string, _ reflect.Value, sf reflect.StructField, fv reflect.Value) {
 		kind := sf.Tag.Get(TagSecret)
 		if kind == "" {
 			return
@@ -352,7 +366,6 @@ func Redacted(c *Config) *Config {
 			fv.Elem().SetString(red(fv.Elem().String()))
 		}
 	})
-	return cp
 }
 
 // deepCopy copies v so that no pointer, slice, map or interface of the copy
