@@ -4,6 +4,7 @@
 package redact
 
 import (
+	"errors"
 	"net/url"
 	"regexp"
 	"slices"
@@ -175,7 +176,14 @@ func URLError(err error, raw string) error {
 	if raw != "" && strings.Contains(err.Error(), raw) {
 		err = &scrubbed{msg: strings.ReplaceAll(err.Error(), raw, URL(raw)), err: err}
 	}
-	return Error(err, Secrets(raw)...)
+	secrets := Secrets(raw)
+	// net/url quotes the bad escape it met, a piece of the password when
+	// that is where it was.
+	var ee url.EscapeError
+	if errors.As(err, &ee) {
+		secrets = append(secrets, string(ee))
+	}
+	return Error(err, secrets...)
 }
 
 type scrubbed struct {

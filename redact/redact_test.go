@@ -43,7 +43,7 @@ func TestURLError(t *testing.T) {
 		t.Fatalf("the premise: net/url quotes the URL: %v", perr)
 	}
 	err := redact.URLError(perr, raw)
-	if strings.Contains(err.Error(), "hunter2") {
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "%zz") {
 		t.Errorf("the password is still there: %v", err)
 	}
 	if !strings.Contains(err.Error(), "rabbit:5672") {
