@@ -89,7 +89,9 @@ type StoreConfig struct {
 	// postgres://emitd@db:5432/emitd?sslmode=verify-full. Empty: the
 	// environment's EMITD_STORE_URL. The password never appears in logs,
 	// errors or `emitd config show`.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
+	// URLFile is a file holding store.url (a mounted secret), read at start.
+	URLFile string `yaml:"urlFile" file:"true"`
 	// Retention is how long processed command ids and purged dead letters
 	// are kept. It must be longer than the commands broker's redelivery
 	// deadline and duplicate window: a command redelivered after its id was
@@ -130,7 +132,9 @@ type NATSConfig struct {
 	// URL of the server (several comma-separated for a cluster), e.g.
 	// nats://127.0.0.1:4222. Credentials may go in the URL
 	// (nats://user:pass@host:4222).
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
+	// URLFile is a file holding brokers.nats.url, read at start.
+	URLFile string `yaml:"urlFile" file:"true"`
 }
 
 // KafkaConfig points at a Kafka cluster. Topics and buses are Kafka topics;
@@ -229,7 +233,9 @@ type EventBridgeConfig struct {
 type AMQPConfig struct {
 	// URL of the broker, e.g. amqp://guest:guest@127.0.0.1:5672/ (amqps://
 	// for TLS).
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
+	// URLFile is a file holding brokers.amqp.url, read at start.
+	URLFile string `yaml:"urlFile" file:"true"`
 	// Exchange is the durable topic exchange. Default emitd.
 	Exchange string `yaml:"exchange"`
 	// Prefetch is how many unacknowledged commands the broker sends ahead.

@@ -56,25 +56,43 @@ func Parse(data []byte) (*Config, error) {
 		return nil, Problems{"the configuration is empty"}
 	}
 	var problems Problems
+	// ${NAME} is expanded in the document, before decoding, so that every
+	// value (a port, a flag) may come from the environment.
+	changed := map[int][]string{}
+	expandEnv(&root, "", &problems, changed)
 	checkKeys(&root, reflect.TypeOf(Config{}), "", &problems)
 	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&cfg); err != nil {
+	if err := root.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			problems = append(problems, te.Errors...)
+			for _, e := range te.Errors {
+				problems = append(problems, unexpand(e, changed))
+			}
 		} else {
-			problems = append(problems, "yaml: "+err.Error())
+			problems = append(problems, "yaml: "+unexpand(err.Error(), changed))
 		}
 	}
+	// The …File twins are read before the defaults: a store.urlFile wins
+	// over the EMITD_STORE_URL fallback of an empty store.url.
+	problems = append(problems, readTwins(&cfg)...)
 	// Validate even when keys were unknown: a misspelt key usually leaves a
 	// required field empty, and both lines together tell the whole story.
 	cfg.applyDefaults()
 	problems = append(problems, cfg.Validate()...)
+	problems = dedupe(problems) // a twin's unreadable file is also a file check
 	if len(problems) > 0 {
 		return nil, problems
 	}
 	return &cfg, nil
+}
+
+func dedupe(p Problems) Problems {
+	seen := map[string]bool{}
+	return slices.DeleteFunc(p, func(s string) bool {
+		dup := seen[s]
+		seen[s] = true
+		return dup
+	})
 }
 
 // checkKeys walks the document beside the Go type and reports every mapping

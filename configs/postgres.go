@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/emitd/emitd/redact"
 )
 
 // checkPostgresURL says what is wrong with a store.url, without quoting
@@ -15,8 +17,9 @@ func checkPostgresURL(dsn string) error {
 	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		// pgx writes the password as xxxxx in its message.
-		return err
+		// pgx writes the password as xxxxx in its message, as best it can;
+		// what it wraps (a net/url error) may still quote it.
+		return redact.URLError(err, dsn)
 	}
 	if cfg.Database == "" {
 		return errors.New("names no database (emitd creates its tables, never the database)")

@@ -239,6 +239,7 @@ func (c *Config) Validate() Problems {
 		add("relay.batchSize", "must be between 1 and 10000, got %d", c.Relay.BatchSize)
 	}
 	c.validateOperations(add)
+	c.checkFiles(add)
 	return p
 }
 
@@ -308,7 +309,8 @@ func (c *Config) validateBrokers(add func(string, string, ...any)) {
 		if n.URL == "" {
 			add("brokers.nats.url", "required, e.g. nats://127.0.0.1:4222")
 		} else if !hasScheme(n.URL, "nats", "tls", "ws", "wss") {
-			add("brokers.nats.url", "%q: want nats://host:port (or tls://, ws://, wss://)", n.URL)
+			// Not quoted: it may hold a password.
+			add("brokers.nats.url", "want nats://host:port (or tls://, ws://, wss://); the value is not shown (it may hold a password)")
 		}
 	}
 	if k := b.Kafka; k != nil && used[BrokerKafka] {
@@ -504,7 +506,8 @@ func validateAMQP(c *Config, a *AMQPConfig, add func(string, string, ...any)) {
 	if a.URL == "" {
 		add("brokers.amqp.url", "required, e.g. amqp://guest:guest@127.0.0.1:5672/")
 	} else if !hasScheme(a.URL, "amqp", "amqps") {
-		add("brokers.amqp.url", "%q: want amqp://user:password@host:5672/vhost (or amqps://)", a.URL)
+		// Not quoted: it may hold a password.
+		add("brokers.amqp.url", "want amqp://user:password@host:5672/vhost (or amqps://); the value is not shown (it may hold a password)")
 	}
 	if a.Prefetch < 0 {
 		add("brokers.amqp.prefetch", "must be 0 (default router.maxInFlight) or more, got %d", a.Prefetch)

@@ -51,6 +51,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/emitd/emitd/publisher"
+	"github.com/emitd/emitd/redact"
 )
 
 // Defaults for Config fields left zero.
@@ -217,7 +218,10 @@ func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 func connect(cfg Config) (*wmamqp.ConnectionWrapper, error) {
 	conn, err := wmamqp.NewConnection(wmamqp.ConnectionConfig{AmqpURI: cfg.URL, Reconnect: wmamqp.DefaultReconnectConfig()}, cfg.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("amqp: connect: %w", err)
+		// amqp091 quotes a URL it cannot parse (net/url does), password and
+		// all: the message goes to logs. The address, without the password,
+		// says which broker refused.
+		return nil, fmt.Errorf("amqp: connect to %s: %w", redact.URL(cfg.URL), redact.URLError(err, cfg.URL))
 	}
 	return conn, nil
 }

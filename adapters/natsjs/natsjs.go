@@ -55,6 +55,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/emitd/emitd/publisher"
+	"github.com/emitd/emitd/redact"
 )
 
 // Defaults for Config fields left zero.
@@ -204,7 +205,9 @@ func connect(cfg Config) (*nats.Conn, error) {
 	}, cfg.NatsOptions...)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("natsjs: connect to %s: %w", cfg.URL, err)
+		// nats.go quotes a URL it cannot parse (net/url does), password
+		// and all: the message goes to logs.
+		return nil, fmt.Errorf("natsjs: connect to %s: %w", redact.URL(cfg.URL), redact.URLError(err, cfg.URL))
 	}
 	return nc, nil
 }

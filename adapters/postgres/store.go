@@ -26,7 +26,6 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -40,6 +39,7 @@ import (
 
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
+	"github.com/emitd/emitd/redact"
 )
 
 //go:embed migrations/*.sql
@@ -59,26 +59,7 @@ type Store struct {
 
 // Redact returns url with its password replaced, for messages: a libpq URL
 // (postgres://user:secret@host/db) or key=value string (password=secret).
-func Redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.String()
-	}
-	fields := strings.Fields(dsn)
-	for i, f := range fields {
-		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-			fields[i] = k + "=xxxxx"
-		}
-	}
-	return strings.Join(fields, " ")
-}
+func Redact(dsn string) string { return redact.URL(dsn) }
 
 // Open connects to the database dsn names, checks that it answers, and
 // brings the schema up to date (migrations under a lock, so that instances
@@ -87,8 +68,9 @@ func Redact(dsn string) string {
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		// pgx writes the password as xxxxx in what it cannot parse.
-		return nil, fmt.Errorf("store.url: %w", err)
+		// pgx writes the password as xxxxx in what it cannot parse, as best
+		// it can; what it wraps (a net/url error) may still quote it.
+		return nil, fmt.Errorf("store.url: %w", redact.URLError(err, dsn))
 	}
 	cc := cfg.ConnConfig
 	where := fmt.Sprintf("%s/%s (user %s)", net.JoinHostPort(cc.Host, fmt.Sprint(cc.Port)), cc.Database, cc.User)

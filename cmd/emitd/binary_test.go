@@ -75,10 +75,11 @@ func (p *proc) Log() string {
 	return p.logs.String()
 }
 
-// startServe runs `emitd serve --config cfg` and waits until it serves.
-func startServe(t *testing.T, cfg string) *proc {
+// startServe runs `emitd serve --config cfg [args]` and waits until it
+// serves.
+func startServe(t *testing.T, cfg string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(emitdBin, "serve", "--config", cfg), done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(emitdBin, append([]string{"serve", "--config", cfg}, args...)...), done: make(chan error, 1)}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

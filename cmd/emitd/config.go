@@ -33,6 +33,25 @@ func configCommand() *cli.Command {
 				},
 			},
 			{
+				Name: "show",
+				Usage: "print the effective configuration (defaults applied, ${VAR} expanded, …File twins read) " +
+					"as YAML, every secret redacted",
+				Flags: []cli.Flag{configFlag, logLevelFlag, logFormatFlag},
+				Action: func(c *cli.Context) error {
+					cfg, err := configs.Load(c.String("config"))
+					if err != nil {
+						return cli.Exit(err.Error(), 2)
+					}
+					out, err := configs.ShowYAML(cfg)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "# effective configuration of %s (defaults applied, ${VAR} expanded, files read; secrets redacted)\n", configSource(c))
+					_, err = c.App.Writer.Write(out)
+					return err
+				},
+			},
+			{
 				Name:  "show-default",
 				Usage: "print the built-in embedded configuration (a starting point for your own)",
 				Action: func(c *cli.Context) error {

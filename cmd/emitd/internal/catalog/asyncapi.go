@@ -17,6 +17,7 @@ import (
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
+	"github.com/emitd/emitd/redact"
 )
 
 // AsyncAPIVersion is the version of the AsyncAPI document.
@@ -481,7 +482,7 @@ func server(cfg *configs.Config, broker string) (obj, error) {
 	hostOf := func(raw string) (string, string) {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || u.Host == "" {
-			return raw, ""
+			return redact.URL(raw), "" // a URL that does not parse may still hold a password
 		}
 		return u.Host, u.Scheme
 	}
