@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/emitd/emitd/redact"
+	"github.com/emitd/emitd/configs/redact"
 )
 
 // checkPostgresURL says what is wrong with a store.url, without quoting

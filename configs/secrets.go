@@ -15,7 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/emitd/emitd/redact"
+	"github.com/emitd/emitd/configs/redact"
 )
 
 // Struct tags that mark secrets and files, on any section type (also those

@@ -50,8 +50,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/emitd/emitd/configs/redact"
 	"github.com/emitd/emitd/publisher"
-	"github.com/emitd/emitd/redact"
 )
 
 // Defaults for Config fields left zero.

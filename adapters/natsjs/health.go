@@ -7,7 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/emitd/emitd/redact"
+	"github.com/emitd/emitd/configs/redact"
 )
 
 // Ping says whether the server answers for topic: the connection is up and

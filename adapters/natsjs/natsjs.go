@@ -54,8 +54,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/emitd/emitd/configs/redact"
 	"github.com/emitd/emitd/publisher"
-	"github.com/emitd/emitd/redact"
 )
 
 // Defaults for Config fields left zero.

@@ -37,9 +37,9 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/emitd/emitd/configs/redact"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
-	"github.com/emitd/emitd/redact"
 )
 
 //go:embed migrations/*.sql

@@ -15,9 +15,9 @@ import (
 	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/adapters/sqs"
 	"github.com/emitd/emitd/configs"
+	"github.com/emitd/emitd/configs/redact"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
-	"github.com/emitd/emitd/redact"
 )
 
 // AsyncAPIVersion is the version of the AsyncAPI document.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emitd/emitd/redact"
+	"github.com/emitd/emitd/configs/redact"
 )
 
 const secret = "s3cr/et?x@y"
