@@ -18,7 +18,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/emitd/emitd/adapters/broker"
-	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
 	"github.com/emitd/emitd/cmd/emitd/internal/stores"
@@ -109,7 +108,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	if d.store, err = stores.Open(ctx, cfg, stores.Daemon); err != nil {
 		return nil, err
 	}
-	if cfg.Commands.Broker == natsjs.EmbeddedName || cfg.Events.Broker == natsjs.EmbeddedName {
+	if brokers.UsesEmbedded(cfg) {
 		if d.embedded, err = brokers.StartEmbedded(cfg, logger); err != nil {
 			return nil, err
 		}
