@@ -45,7 +45,7 @@ import (
 
 // Limits of PutEvents and the adapter's defaults.
 const (
-	MaxEntriesPerCall    = 10
+	MaxEntriesPerCall = 10
 	// EntryBytesCap is the service's entry-size cap (1 MiB since AWS raised
 	// it from 256 KiB); DefaultMaxEntryBytes is the adapter's limit when
 	// none is set.
