@@ -108,12 +108,18 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, problems *Problems) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	switch t.Kind() {
-	case reflect.Struct:
+	fields := map[string]reflect.Type(nil)
+	switch {
+	case t == brokersType:
+		fields = brokerFields() // brokers: each registered broker's section
+	case t.Kind() == reflect.Struct:
+		fields = yamlFields(t)
+	}
+	switch {
+	case fields != nil:
 		if n.Kind != yaml.MappingNode {
 			return // a type mismatch: the decoder reports it
 		}
-		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i], n.Content[i+1]
 			p := joinPath(path, key.Value)
@@ -125,7 +131,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, problems *Problems) {
 			}
 			checkKeys(val, ft, p, problems)
 		}
-	case reflect.Slice:
+	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return
 		}

@@ -1,18 +1,23 @@
-package configs
+package configs_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	_ "github.com/emitd/emitd/adapters/all" // every broker
+	"github.com/emitd/emitd/adapters/natsjs"
+	"github.com/emitd/emitd/configs"
 )
 
 func TestEmbeddedDefaultIsValid(t *testing.T) {
-	cfg, err := Load("")
+	cfg, err := configs.Load("")
 	if err != nil {
 		t.Fatalf("built-in configuration: %v", err)
 	}
-	if cfg.Commands.Broker != BrokerEmbedded || cfg.Events.DomainBus != "reservation" ||
-		cfg.Events.AnalyticsBus != "analytics" || cfg.DataDir != "./data" || cfg.Brokers.Embedded.Port != DefaultEmbeddedPort {
+	if cfg.Commands.Broker != natsjs.EmbeddedName || cfg.Events.DomainBus != "reservation" ||
+		cfg.Events.AnalyticsBus != "analytics" || cfg.DataDir != "./data" || natsjs.EmbeddedSectionOf(cfg).Port != natsjs.DefaultEmbeddedPort {
 		t.Errorf("unexpected default: %+v", cfg)
 	}
 }
@@ -20,12 +25,12 @@ func TestEmbeddedDefaultIsValid(t *testing.T) {
 // Every problem is reported at once, each with its field path; unknown keys
 // (typos) are errors, not silently ignored.
 func TestParseReportsEveryProblemWithItsPath(t *testing.T) {
-	doc := strings.Replace(string(EmbeddedYAML()), "  domainBus: reservation", "  domainBuss: reservation", 1)
+	doc := strings.Replace(string(configs.EmbeddedYAML()), "  domainBus: reservation", "  domainBuss: reservation", 1)
 	doc = strings.Replace(doc, "lifecycleStage: production", "lifecycleStage: prod", 1)
 	doc = strings.Replace(doc, "  team: MyDemoTeam\n", "", 1)
-	doc = strings.Replace(doc, "port: 4233", "port: 70000", 1)
+	doc = strings.Replace(doc, embeddedPort, "port: 70000", 1)
 	doc += "surprise: 1\n"
-	_, err := Parse([]byte(doc))
+	_, err := configs.Parse([]byte(doc))
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
@@ -55,11 +60,11 @@ func TestParseRejectsMisfits(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			doc := string(EmbeddedYAML())
+			doc := string(configs.EmbeddedYAML())
 			if !strings.Contains(doc, c.from) {
 				t.Fatalf("fixture drifted: %q not in embedded.yaml", c.from)
 			}
-			_, err := Parse([]byte(strings.Replace(doc, c.from, c.to, 1)))
+			_, err := configs.Parse([]byte(strings.Replace(doc, c.from, c.to, 1)))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error containing %q", err, c.want)
 			}
@@ -70,11 +75,11 @@ func TestParseRejectsMisfits(t *testing.T) {
 // events.format and events.cloudevents.mode: eventbridge is the default;
 // CloudEvents is refused where no binding carries it, naming the field.
 func TestEventFormat(t *testing.T) {
-	cfg, err := Load("")
+	cfg, err := configs.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Events.Format != FormatEventBridge || cfg.Events.CloudEvents.Mode != "" {
+	if cfg.Events.Format != configs.FormatEventBridge || cfg.Events.CloudEvents.Mode != "" {
 		t.Errorf("default format %q mode %q, want eventbridge and no mode", cfg.Events.Format, cfg.Events.CloudEvents.Mode)
 	}
 	events := "events:\n  broker: embedded\n"
@@ -102,12 +107,12 @@ func TestEventFormat(t *testing.T) {
 			if !strings.Contains(doc, from) {
 				t.Fatalf("fixture drifted: %q not in %s", from, c.file)
 			}
-			cfg, err := Parse([]byte(strings.Replace(doc, from, c.events, 1)))
+			cfg, err := configs.Parse([]byte(strings.Replace(doc, from, c.events, 1)))
 			switch {
 			case c.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
 			case c.want == "":
-				if cfg.Events.Format != FormatCloudEvents || cfg.Events.CloudEvents.Mode == "" {
+				if cfg.Events.Format != configs.FormatCloudEvents || cfg.Events.CloudEvents.Mode == "" {
 					t.Errorf("format %q mode %q", cfg.Events.Format, cfg.Events.CloudEvents.Mode)
 				}
 			case err == nil || !strings.Contains(err.Error(), c.want):
@@ -116,3 +121,31 @@ func TestEventFormat(t *testing.T) {
 		})
 	}
 }
+
+// Each broker's section lives with its broker, and the file is still checked
+// as one: an unknown broker, an unknown key inside a broker's section and a
+// value of the wrong type are each reported with their path (and line).
+func TestBrokerSectionsAreCheckedLikeTheRest(t *testing.T) {
+	doc := strings.Replace(string(configs.EmbeddedYAML()), "brokers:\n", "brokers:\n  carrierPigeon:\n    wings: 2\n", 1)
+	doc = strings.Replace(doc, embeddedPort, embeddedPort+"\n    hostt: x", 1)
+	_, err := configs.Parse([]byte(doc))
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, want := range []string{
+		"brokers.carrierPigeon: unknown field (line",
+		"known fields here: amqp, embedded, eventbridge, kafka, nats, sns, sqs",
+		"brokers.embedded.hostt: unknown field (line",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not report %q:\n%v", want, err)
+		}
+	}
+	_, err = configs.Parse([]byte(strings.Replace(string(configs.EmbeddedYAML()), embeddedPort, fmt.Sprintf("port: [%d]", natsjs.DefaultEmbeddedPort), 1)))
+	if err == nil || !strings.Contains(err.Error(), "cannot unmarshal !!seq into int") {
+		t.Errorf("a list for brokers.embedded.port: %v", err)
+	}
+}
+
+// embeddedPort is the port line of the shipped embedded.yaml.
+var embeddedPort = fmt.Sprintf("port: %d", natsjs.DefaultEmbeddedPort)

@@ -1,16 +1,18 @@
-package configs
+package configs_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emitd/emitd/configs"
 )
 
 // withoutSections is the embedded default with its http and schedule
 // sections cut off (they come last).
 func withoutSections(t *testing.T) string {
 	t.Helper()
-	doc := string(EmbeddedYAML())
+	doc := string(configs.EmbeddedYAML())
 	i := strings.Index(doc, "\nhttp:")
 	if i < 0 {
 		t.Fatal("embedded.yaml has no http section")
@@ -19,7 +21,7 @@ func withoutSections(t *testing.T) string {
 }
 
 func TestOperationsDefaults(t *testing.T) {
-	cfg, err := Parse([]byte(withoutSections(t)))
+	cfg, err := configs.Parse([]byte(withoutSections(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func TestOperationsDefaults(t *testing.T) {
 		}
 	}
 	// The shipped default says the same, explicitly.
-	shipped, err := Load("")
+	shipped, err := configs.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestOperationsDefaults(t *testing.T) {
 		}
 	}
 
-	off, err := Parse([]byte(withoutSections(t) + "http:\n  listen: \"\"\nschedule:\n  enabled: false\n  catchUp: 0s\n  entries: []\n"))
+	off, err := configs.Parse([]byte(withoutSections(t) + "http:\n  listen: \"\"\nschedule:\n  enabled: false\n  catchUp: 0s\n  entries: []\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ schedule:
     - {name: bad-data, cron: "TZ=UTC 0 5 * * *", command: {type: CloseSlots}}
     - {name: "", cron: "@every 100ms", command: {type: CloseSlots}}
 `
-	_, err := Parse([]byte(doc))
+	_, err := configs.Parse([]byte(doc))
 	if err == nil {
 		t.Fatal("accepted")
 	}
@@ -105,7 +107,7 @@ func TestScheduleDataAndZones(t *testing.T) {
   entries:
     - {name: fixed-day, cron: "@every 5s", command: {type: CreateSlots, data: {date: 2026-12-24, startHour: 9, count: 2}}}
 `
-	cfg, err := Parse([]byte(doc))
+	cfg, err := configs.Parse([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,19 +39,19 @@ func (c *Config) validatePolicy(add func(string, string, ...any)) {
 	// forbids. A bus left out, or listed with no types, would therefore
 	// dead-letter every event bound for it, one by one, without the daemon
 	// ever saying why at start. Every bus must be named, with its types.
-	for _, b := range []namedTopic{{"events.domainBus", c.Events.DomainBus}, {"events.analyticsBus", c.Events.AnalyticsBus}} {
-		if b.name == "" {
+	for _, b := range []NamedTopic{{"events.domainBus", c.Events.DomainBus}, {"events.analyticsBus", c.Events.AnalyticsBus}} {
+		if b.Name == "" {
 			continue // "required" is reported already
 		}
-		types, ok := allow[b.name]
+		types, ok := allow[b.Name]
 		switch {
 		case !ok:
 			add("events.allow", "names no list for %s (%q): every event bound for it would be dead-lettered; "+
 				"add %q with the DetailTypes it may carry, or remove events.allow for the default (every catalog event to both buses)",
-				b.path, b.name, b.name)
+				b.Path, b.Name, b.Name)
 		case len(types) == 0:
-			add("events.allow."+b.name, "is empty: every event bound for %s would be dead-lettered; "+
-				"list the DetailTypes it may carry, or remove events.allow for the default", b.path)
+			add("events.allow."+b.Name, "is empty: every event bound for %s would be dead-lettered; "+
+				"list the DetailTypes it may carry, or remove events.allow for the default", b.Path)
 		}
 	}
 	for _, bus := range slices.Sorted(maps.Keys(allow)) {

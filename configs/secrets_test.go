@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emitd/emitd/adapters/amqp"
 	"github.com/emitd/emitd/configs"
 )
 
@@ -47,7 +48,7 @@ func TestEnvExpansion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := cfg.Brokers.AMQP
+	a := amqp.SectionOf(cfg)
 	// The value is taken as it is: no second expansion of a $ it holds.
 	if a.URL != "amqp://app:pa$$word@rabbit:5672/prod" || a.Prefetch != 64 || a.Exchange != "" {
 		t.Errorf("url %q, prefetch %d, exchange %q", a.URL, a.Prefetch, a.Exchange)
@@ -61,7 +62,7 @@ func TestEnvExpansionDollars(t *testing.T) {
 		t.Fatal(err)
 	}
 	// $$ is one $; a bare $ stays; $${ is a literal ${.
-	if got, want := cfg.Brokers.AMQP.URL, "amqp://app:a$b$c${EMITD_T_X}x@rabbit:5672/"; got != want {
+	if got, want := amqp.SectionOf(cfg).URL, "amqp://app:a$b$c${EMITD_T_X}x@rabbit:5672/"; got != want {
 		t.Errorf("url %q, want %q", got, want)
 	}
 	mustFail(t, amqpDoc(t, "    url: amqp://app:${1PASS}@rabbit:5672/\n"), "brokers.amqp.url: ${ starts no ${NAME} reference", "write $${")
@@ -103,7 +104,7 @@ func TestFileTwins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Brokers.AMQP.URL; got != "amqp://app:from-file@rabbit:5672/" {
+	if got := amqp.SectionOf(cfg).URL; got != "amqp://app:from-file@rabbit:5672/" {
 		t.Errorf("url %q: the file, its newline trimmed", got)
 	}
 
@@ -173,5 +174,19 @@ func TestShowRedacts(t *testing.T) {
 	}
 	if cfg.Store.URL != "host=db dbname=emitd user=emitd password='pg pass'" {
 		t.Errorf("ShowYAML changed the configuration: %q", cfg.Store.URL)
+	}
+}
+
+// Redacted copies, also the broker sections behind their interface: the
+// configuration the daemon runs with keeps its secrets.
+func TestRedactedLeavesTheOriginal(t *testing.T) {
+	c := &configs.Config{Store: configs.StoreConfig{URL: "postgres://u:pw@h/db"}, Brokers: configs.BrokersConfig{}}
+	c.Brokers.Set(amqp.BrokerName, &amqp.Section{URL: "amqp://u:pw@h/"})
+	r := configs.Redacted(c)
+	if c.Store.URL != "postgres://u:pw@h/db" || amqp.SectionOf(c).URL != "amqp://u:pw@h/" {
+		t.Errorf("original changed: %q %q", c.Store.URL, amqp.SectionOf(c).URL)
+	}
+	if r.Store.URL != "postgres://u:xxxxx@h/db" || amqp.SectionOf(r).URL != "amqp://u:xxxxx@h/" {
+		t.Errorf("copy: %q %q", r.Store.URL, amqp.SectionOf(r).URL)
 	}
 }

@@ -39,13 +39,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/emitd/emitd/adapters/awsconf"
 	"github.com/emitd/emitd/publisher"
 )
 
 // Limits of PutEvents and the adapter's defaults.
 const (
-	MaxEntriesPerCall    = 10
-	DefaultMaxEntryBytes = 1 << 20 // 1 MiB
+	MaxEntriesPerCall = 10
+	// EntryBytesCap is the service's entry-size cap (1 MiB since AWS raised
+	// it from 256 KiB); DefaultMaxEntryBytes is the adapter's limit when
+	// none is set.
+	EntryBytesCap        = 1 << 20
+	DefaultMaxEntryBytes = EntryBytesCap
 	DefaultMaxAttempts   = 5
 	DefaultBaseBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff    = 5 * time.Second
@@ -171,7 +176,7 @@ func NewPublisher(ctx context.Context, cfg Config, logger watermill.LoggerAdapte
 		return nil, fmt.Errorf("eventbridge: load AWS configuration: %w", err)
 	}
 	if awsCfg.Region == "" {
-		return nil, errors.New("eventbridge: no AWS region: set region in the configuration or AWS_REGION")
+		return nil, fmt.Errorf("eventbridge: %w: set region in the configuration or AWS_REGION", awsconf.ErrNoRegion)
 	}
 	client := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
 		if cfg.Endpoint != "" {

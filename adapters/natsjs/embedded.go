@@ -22,6 +22,10 @@ import (
 // recognisable.
 const DefaultEmbeddedPort = 4233
 
+// ErrNotReady: the embedded server did not accept connections in time,
+// usually because something else holds its port.
+var ErrNotReady = errors.New("not ready")
+
 // EmbeddedConfig configures StartEmbedded.
 type EmbeddedConfig struct {
 	// Dir holds the JetStream file store (created if missing). Required:
@@ -121,8 +125,8 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, string, error) {
 	if !srv.ReadyForConnections(cfg.ReadyTimeout) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, "", fmt.Errorf("natsjs: embedded server on %s not ready after %s (port taken?)",
-			net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), cfg.ReadyTimeout)
+		return nil, "", fmt.Errorf("natsjs: embedded server on %s %w after %s (port taken?)",
+			net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), ErrNotReady, cfg.ReadyTimeout)
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()

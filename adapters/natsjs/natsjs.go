@@ -51,6 +51,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -67,6 +68,9 @@ const (
 	DefaultMaxInFlight    = 1024
 	DefaultCloseTimeout   = 30 * time.Second
 	DefaultPublishTimeout = 10 * time.Second
+	// DefaultDuplicateWindow is the window of streams created with
+	// DuplicateWindow zero: the server's own default.
+	DefaultDuplicateWindow = server.StreamDefaultDuplicatesWindow
 )
 
 // Config configures publishers, subscribers and EnsureStreams.
@@ -91,7 +95,7 @@ type Config struct {
 	// Replicas for clustered servers; 1 when zero.
 	Replicas int
 	// DuplicateWindow is how long JetStream remembers message ids to drop
-	// re-publishes; the server default (2 minutes) when zero.
+	// re-publishes; the server default (DefaultDuplicateWindow) when zero.
 	DuplicateWindow time.Duration
 	// NoMsgID stops setting Nats-Msg-Id (turns broker-side de-duplication
 	// of re-published events off).
@@ -184,11 +188,19 @@ func sanitize(s string) string {
 	return b.String()
 }
 
+// isSubject says whether topic can be a stream's literal subject: no
+// wildcards, no whitespace, no empty tokens. The configuration's check
+// (brokers.go) and the adapter's use this one rule.
+func isSubject(topic string) bool {
+	return topic != "" && !strings.ContainsAny(topic, "*> \t\r\n") && !strings.HasPrefix(topic, ".") &&
+		!strings.HasSuffix(topic, ".") && !strings.Contains(topic, "..")
+}
+
 func checkTopic(topic string) error {
 	if topic == "" {
 		return errors.New("natsjs: empty topic")
 	}
-	if strings.ContainsAny(topic, "*> \t\r\n") || strings.HasPrefix(topic, ".") || strings.HasSuffix(topic, ".") || strings.Contains(topic, "..") {
+	if !isSubject(topic) {
 		return fmt.Errorf("natsjs: topic %q is not a valid NATS subject (no wildcards, spaces or empty tokens)", topic)
 	}
 	return nil
@@ -293,7 +305,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg Config, topic
 		// The server answers "error creating store for stream" when its file
 		// store fails for a moment (seen under heavy parallel load); that is
 		// worth two more tries before start-up fails.
-		if attempt == 3 || !strings.Contains(err.Error(), "error creating store") {
+		if attempt == 3 || !storeFailed(err) {
 			break
 		}
 		select {
@@ -303,6 +315,13 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg Config, topic
 		}
 	}
 	return fmt.Errorf("natsjs: create stream %s for %q: %w", name, topic, err)
+}
+
+// storeFailed says whether the server could not create a stream's store
+// (JSStreamStoreFailedF, "error creating store for stream").
+func storeFailed(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jetstream.ErrorCode(server.JSStreamStoreFailedF)
 }
 
 // ---- publisher --------------------------------------------------------------

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/emitd/emitd/adapters/awsconf"
 	"github.com/emitd/emitd/adapters/sqs"
 )
 
@@ -67,12 +68,12 @@ type client struct {
 }
 
 func newClient(ctx context.Context, cfg Config) (*client, error) {
-	awsCfg, err := sqs.LoadAWSConfig(ctx, cfg.Region, cfg.AWSConfig)
+	awsCfg, err := awsconf.Load(ctx, cfg.Region, cfg.AWSConfig)
 	if err != nil {
 		return nil, err
 	}
 	if awsCfg.Region == "" {
-		return nil, errors.New("sns: no AWS region: set Config.Region or AWS_REGION")
+		return nil, fmt.Errorf("sns: %w: set Config.Region or AWS_REGION", awsconf.ErrNoRegion)
 	}
 	var optFns []func(*sns.Options)
 	if cfg.Endpoint != "" {

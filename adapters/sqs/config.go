@@ -15,18 +15,16 @@ package sqs
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsqs "github.com/ThreeDotsLabs/watermill-aws/sqs"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/emitd/emitd/adapters/awsconf"
 )
 
 // FIFOSuffix ends the name of every FIFO queue (and FIFO SNS topic).
@@ -68,42 +66,13 @@ type Config struct {
 	Logger watermill.LoggerAdapter
 }
 
-// LoadAWSConfig resolves the SDK configuration: cfg.AWSConfig if set, else the
-// SDK's default chain (environment, shared config and credentials files, SSO,
-// IMDS...), with cfg.Region applied on top.
-func LoadAWSConfig(ctx context.Context, region string, preset *aws.Config) (aws.Config, error) {
-	if preset != nil {
-		c := preset.Copy()
-		if region != "" {
-			c.Region = region
-		}
-		return c, nil
-	}
-	opts := []func(*config.LoadOptions) error{
-		// The SDK's default client has no timeout for a response that never
-		// comes; a hung broker would stall the relay. 20 s long polls answer
-		// within the header timeout.
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-			tr.ResponseHeaderTimeout = 45 * time.Second
-		})),
-	}
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	c, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
-	}
-	return c, nil
-}
-
 func (c Config) load(ctx context.Context) (aws.Config, []func(*sqs.Options), error) {
-	awsCfg, err := LoadAWSConfig(ctx, c.Region, c.AWSConfig)
+	awsCfg, err := awsconf.Load(ctx, c.Region, c.AWSConfig)
 	if err != nil {
 		return aws.Config{}, nil, err
 	}
 	if awsCfg.Region == "" {
-		return aws.Config{}, nil, errors.New("sqs: no AWS region: set Config.Region or AWS_REGION")
+		return aws.Config{}, nil, fmt.Errorf("sqs: %w: set Config.Region or AWS_REGION", awsconf.ErrNoRegion)
 	}
 	var optFns []func(*sqs.Options)
 	if c.Endpoint != "" {

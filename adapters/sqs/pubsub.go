@@ -486,7 +486,7 @@ func (s *Subscriber) release(url string, receipt *string) {
 func (s *Subscriber) extend(url string, receipt *string) {
 	v := s.q.cfg.VisibilityTimeout
 	if v <= 0 {
-		v = 30 * time.Second
+		v = DefaultVisibilityTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
 )
 
@@ -34,7 +35,7 @@ func writeConfig(t testing.TB, dir string, port int) string {
 		t.Fatal(err)
 	}
 	s := strings.Replace(string(b), "dataDir: ./data", "dataDir: "+filepath.Join(dir, "data"), 1)
-	s = strings.Replace(s, "port: 4233", fmt.Sprintf("port: %d", port), 1)
+	s = strings.Replace(s, embeddedPort, fmt.Sprintf("port: %d", port), 1)
 	s = offOperations(t, s)
 	path := filepath.Join(dir, "emitd.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
@@ -166,3 +167,6 @@ func jsonLines[T any](t *testing.T, s string) []T {
 	}
 	return out
 }
+
+// embeddedPort is the port line of the shipped embedded.yaml.
+var embeddedPort = fmt.Sprintf("port: %d", natsjs.DefaultEmbeddedPort)

@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/urfave/cli/v2"
 
+	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/configs"
 )
 
@@ -58,7 +60,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"state together with EventBridge-shaped event envelopes, and relays each envelope (and its\n" +
 			"analytics copy) to the bus chosen in the configuration. Commands that cannot be processed go\n" +
 			"to a poison queue. Without --config it runs on the embedded default: an in-process NATS\n" +
-			"JetStream broker on 127.0.0.1:4233 and SQLite, both under ./data.",
+			"JetStream broker on 127.0.0.1:" + strconv.Itoa(natsjs.DefaultEmbeddedPort) + " and SQLite, both under ./data.",
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,

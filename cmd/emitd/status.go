@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/stores"
 	"github.com/emitd/emitd/configs"
@@ -153,7 +154,7 @@ func poisonStatus(ctx context.Context, c *cli.Context, cfg *configs.Config, w io
 		return nil
 	}
 	defer b.Close()
-	n, ok, err := brokers.QueueDepth(ctx, b, cfg.Commands.DLQTopic, brokers.DeadLetterGroup)
+	n, ok, err := broker.QueueDepth(ctx, b, cfg.Commands.DLQTopic, broker.DeadLetterGroup)
 	switch {
 	case !ok:
 		fmt.Fprintf(w, "poison queue: %s: %s cannot tell its depth (emitd dlq list moves it into the store)\n", cfg.Commands.DLQTopic, cfg.Commands.Broker)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/publisher"
 )
@@ -65,7 +66,7 @@ func tailCommand() *cli.Command {
 				return cli.Exit(err.Error(), 1)
 			}
 			defer b.Close()
-			sub, err := b.Subscriber(brokers.SubscribeOptions{FromBeginning: c.Bool("from-beginning"), Consume: c.Bool("consume")})
+			sub, err := b.Subscriber(broker.SubscribeOptions{FromBeginning: c.Bool("from-beginning"), Consume: c.Bool("consume")})
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}

@@ -44,11 +44,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/emitd/emitd/adapters/eventbridge"
 )
 
 // DefaultMaxEntryBytes is EventBridge's size limit (1 MiB since AWS raised it
-// from 256 KB).
-const DefaultMaxEntryBytes = 1 << 20
+// from 256 KB), defined once with the adapter.
+const DefaultMaxEntryBytes = eventbridge.EntryBytesCap
 
 // MaxEntriesPerRequest is PutEvents' limit on entries in one request.
 const MaxEntriesPerRequest = 10

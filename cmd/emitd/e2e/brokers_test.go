@@ -11,12 +11,13 @@ import (
 	"github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	_ "github.com/emitd/emitd/adapters/all" // every broker
 	"github.com/emitd/emitd/adapters/amqp"
 	"github.com/emitd/emitd/adapters/awstest"
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
 	"github.com/emitd/emitd/adapters/natsjs"
-	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/catalog/catalogtest"
 )
 
@@ -202,7 +203,7 @@ func TestAMQP(t *testing.T) {
 		}
 		// The commands and poison queues emitd declared.
 		_, _ = ch.QueueDelete(amqp.QueueName(topics[0], "emitd"), false, false, false)
-		_, _ = ch.QueueDelete(amqp.QueueName(topics[1], brokers.DeadLetterGroup), false, false, false)
+		_, _ = ch.QueueDelete(amqp.QueueName(topics[1], broker.DeadLetterGroup), false, false, false)
 	})
 	s := newSetup(t, "amqp.yaml", nil, replace...)
 	v := s.validator()

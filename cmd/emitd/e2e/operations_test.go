@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
 )
 
@@ -15,7 +16,7 @@ import (
 // finds all well.
 func TestScheduleEveryClosesWithoutSender(t *testing.T) {
 	t.Parallel()
-	s := newSetup(t, "embedded.yaml", nil, "port: 4233", fmt.Sprintf("port: %d", testbin.FreePort(t)),
+	s := newSetup(t, "embedded.yaml", nil, embeddedPort, fmt.Sprintf("port: %d", testbin.FreePort(t)),
 		scheduleOff, "schedule:\n  enabled: true",
 		`    - {name: close-slots,    cron: "0 7-17 * * *",    command: {type: CloseSlots}}`,
 		`    - {name: close-slots,    cron: "@every 2s",       command: {type: CloseSlots}}`+"\n"+
@@ -56,7 +57,7 @@ func TestScheduleEveryClosesWithoutSender(t *testing.T) {
 // then in the store, and 0 once it is purged; it moves nothing itself.
 func TestStatusExitCodes(t *testing.T) {
 	t.Parallel()
-	s := newSetup(t, "embedded.yaml", nil, "port: 4233", fmt.Sprintf("port: %d", testbin.FreePort(t)))
+	s := newSetup(t, "embedded.yaml", nil, embeddedPort, fmt.Sprintf("port: %d", testbin.FreePort(t)))
 	d := s.serve()
 	results := s.tail("", "--from-beginning")
 	s.runCLI("send", "--config", s.cfg, "--raw", "not a command")
@@ -89,3 +90,6 @@ func TestStatusExitCodes(t *testing.T) {
 		t.Errorf("status with serve stopped: exit %d\n%s", code, out)
 	}
 }
+
+// embeddedPort is the port line of the shipped embedded.yaml.
+var embeddedPort = fmt.Sprintf("port: %d", natsjs.DefaultEmbeddedPort)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/emitd/emitd/adapters/sns"
+	"github.com/emitd/emitd/adapters/sqs"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/domain"
 )
@@ -42,7 +44,7 @@ func TestDerivedConfigs(t *testing.T) {
 				cfg.Relay != shipped.Relay || *cfg.Router.Retry.MaxRetries != *shipped.Router.Retry.MaxRetries {
 				t.Errorf("derived configuration differs from configs/%s beyond names and addresses", tg.file)
 			}
-			if tg.name == "sqs" && (cfg.Events.Broker != configs.BrokerSQS || cfg.Brokers.SNS != nil) {
+			if tg.name == "sqs" && (cfg.Events.Broker != sqs.BrokerName || sns.SectionOf(cfg) != nil) {
 				t.Errorf("sqs: events on %s: want SQS queues", cfg.Events.Broker)
 			}
 		})

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
+	"github.com/emitd/emitd/adapters/broker"
 )
 
 type latencyResult struct {
@@ -48,8 +48,8 @@ func latencyRun(b *testing.B, rate int, duration, grace time.Duration) latencyRe
 	r := startEmitd(b, &embeddedTarget, run)
 	n := int(float64(rate) * duration.Seconds())
 	cmds := newCommands(run, n)
-	reader := func(name string, br brokers.Broker, topic string, key keyFunc) *observer {
-		sub, err := br.Subscriber(brokers.SubscribeOptions{FromBeginning: true})
+	reader := func(name string, br broker.Broker, topic string, key keyFunc) *observer {
+		sub, err := br.Subscriber(broker.SubscribeOptions{FromBeginning: true})
 		if err != nil {
 			b.Fatalf("%s: %v", name, err)
 		}

@@ -14,9 +14,15 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"gopkg.in/yaml.v3"
 
+	"github.com/emitd/emitd/adapters/amqp"
 	"github.com/emitd/emitd/adapters/awstest"
+	"github.com/emitd/emitd/adapters/broker"
+	"github.com/emitd/emitd/adapters/kafka"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
+	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/adapters/postgres/pgtest"
+	"github.com/emitd/emitd/adapters/sns"
+	"github.com/emitd/emitd/adapters/sqs"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
 	"github.com/emitd/emitd/configs"
@@ -84,7 +90,7 @@ var embeddedTarget = target{
 	adapt: func(cfg *configs.Config, port string) {
 		// The daemon runs the broker itself: only the port moves, off the
 		// shipped 4233, so that a run never meets another emitd.
-		cfg.Brokers.Embedded.Port, _ = strconv.Atoi(port)
+		natsjs.EmbeddedSectionOf(cfg).Port, _ = strconv.Atoi(port)
 	},
 	raw: rawEmbedded,
 }
@@ -95,7 +101,7 @@ var natsTarget = target{
 		needServer(b, "NATS", machineNATSAddr)
 		return machineNATS
 	},
-	adapt:   func(cfg *configs.Config, url string) { cfg.Brokers.NATS.URL = url },
+	adapt:   func(cfg *configs.Config, url string) { natsjs.NATSSectionOf(cfg).URL = url },
 	cleanup: deleteNATSStreams,
 	raw:     rawNATS,
 }
@@ -105,7 +111,7 @@ var kafkaTarget = target{
 	// kfake in this process, as the end-to-end tests run it: a fresh
 	// cluster per run, since it keeps every record in memory.
 	start: func(b *testing.B) string { return kafkatest.StartCluster(b).ListenAddrs()[0] },
-	adapt: func(cfg *configs.Config, addr string) { cfg.Brokers.Kafka.Brokers = []string{addr} },
+	adapt: func(cfg *configs.Config, addr string) { kafka.SectionOf(cfg).Brokers = []string{addr} },
 	raw:   rawKafka,
 }
 
@@ -118,8 +124,8 @@ var sqsTarget = target{
 	name: "sqs", file: "sns-sqs.yaml", example: "http://127.0.0.1:14566",
 	start: func(b *testing.B) string { return awstest.StartFauxqs(b) },
 	adapt: func(cfg *configs.Config, _ string) {
-		cfg.Events.Broker = configs.BrokerSQS
-		cfg.Brokers.SNS = nil
+		cfg.Events.Broker = sqs.BrokerName
+		delete(cfg.Brokers, sns.BrokerName)
 	},
 	// The shipped file names no endpoint: the SDK's standard environment
 	// points it at fauxqs, as it would at a real region.
@@ -135,7 +141,7 @@ var amqpTarget = target{
 		needServer(b, "RabbitMQ", machineAMQPAddr)
 		return machineAMQP
 	},
-	adapt:   func(cfg *configs.Config, url string) { cfg.Brokers.AMQP.URL = url },
+	adapt:   func(cfg *configs.Config, url string) { amqp.SectionOf(cfg).URL = url },
 	cleanup: deleteAMQPQueues,
 	raw:     rawAMQP,
 }
@@ -177,9 +183,9 @@ func deriveConfig(t *target, run, dataDir, at string) (*configs.Config, []byte, 
 type emitdRun struct {
 	cfg      *configs.Config
 	daemon   *daemon
-	more     []*daemon      // the other instances of the run
-	commands brokers.Broker // commands.broker: commands out, outcomes in
-	events   brokers.Broker // events.broker: the two buses
+	more     []*daemon     // the other instances of the run
+	commands broker.Broker // commands.broker: commands out, outcomes in
+	events   broker.Broker // events.broker: the two buses
 }
 
 // startEmitd starts the broker, derives the configuration and starts
@@ -228,7 +234,7 @@ func (r *emitdRun) log() string {
 	return out
 }
 
-func openBroker(b *testing.B, kind string, cfg *configs.Config) brokers.Broker {
+func openBroker(b *testing.B, kind string, cfg *configs.Config) broker.Broker {
 	b.Helper()
 	br, err := brokers.Open(context.Background(), kind, cfg, watermill.NopLogger{})
 	if err != nil {
@@ -244,8 +250,8 @@ func openBroker(b *testing.B, kind string, cfg *configs.Config) brokers.Broker {
 // outcome queue does).
 func (r *emitdRun) readers(b *testing.B, index map[string]int) (outcomes, domain, analytics *observer) {
 	b.Helper()
-	mk := func(name string, br brokers.Broker, topic string, key keyFunc) *observer {
-		s, err := br.Subscriber(brokers.SubscribeOptions{FromBeginning: true, Consume: true})
+	mk := func(name string, br broker.Broker, topic string, key keyFunc) *observer {
+		s, err := br.Subscriber(broker.SubscribeOptions{FromBeginning: true, Consume: true})
 		if err != nil {
 			b.Fatalf("%s: %v", name, err)
 		}
@@ -262,7 +268,7 @@ func (r *emitdRun) readers(b *testing.B, index map[string]int) (outcomes, domain
 // deleteNATSStreams deletes the streams that capture the run's topics
 // (found by subject, so this does not depend on how emitd names them).
 func deleteNATSStreams(cfg *configs.Config) {
-	nc, err := nats.Connect(cfg.Brokers.NATS.URL)
+	nc, err := nats.Connect(natsjs.NATSSectionOf(cfg).URL)
 	if err != nil {
 		return
 	}
@@ -283,7 +289,7 @@ func deleteNATSStreams(cfg *configs.Config) {
 // <topic>_<group> as configs/amqp.yaml documents: the commands queue and
 // the poison queue's (group emitd-dlq). The readers' queues go by themselves.
 func deleteAMQPQueues(cfg *configs.Config) {
-	conn, err := amqp091.Dial(cfg.Brokers.AMQP.URL)
+	conn, err := amqp091.Dial(amqp.SectionOf(cfg).URL)
 	if err != nil {
 		return
 	}
@@ -293,7 +299,7 @@ func deleteAMQPQueues(cfg *configs.Config) {
 		return
 	}
 	defer ch.Close()
-	for _, q := range []string{cfg.Commands.Topic + "_" + cfg.Commands.Group, cfg.Commands.DLQTopic + "_" + brokers.DeadLetterGroup} {
+	for _, q := range []string{cfg.Commands.Topic + "_" + cfg.Commands.Group, cfg.Commands.DLQTopic + "_" + broker.DeadLetterGroup} {
 		_, _ = ch.QueueDelete(q, false, false, false)
 	}
 }

@@ -8,7 +8,11 @@ import (
 	"time"
 
 	"github.com/emitd/emitd/adapters/awstest"
+	"github.com/emitd/emitd/adapters/broker"
+	"github.com/emitd/emitd/adapters/eventbridge"
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
+	"github.com/emitd/emitd/adapters/sns"
+	"github.com/emitd/emitd/adapters/sqs"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/configs"
 )
@@ -48,7 +52,7 @@ func TestEnsureTopicsNamesWhatIsMissing(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	open := func(kind string, cfg *configs.Config) brokers.Broker {
+	open := func(kind string, cfg *configs.Config) broker.Broker {
 		t.Helper()
 		b, err := brokers.Open(ctx, kind, cfg, nil)
 		if err != nil {
@@ -72,13 +76,13 @@ func TestEnsureTopicsNamesWhatIsMissing(t *testing.T) {
 
 	t.Run("sqs queue", func(t *testing.T) {
 		cfg := loadEdited(t, "aws.yaml", "createIfMissing: true         # create missing queues", "createIfMissing: false #")
-		err := open(configs.BrokerSQS, cfg).EnsureTopics(ctx, cfg.Commands.Topic)
+		err := open(sqs.BrokerName, cfg).EnsureTopics(ctx, cfg.Commands.Topic)
 		wantErr("missing queue", err, `SQS queue "slot-commands" (commands.topic) does not exist`, "set brokers.sqs.createIfMissing: true")
 		created := loadEdited(t, "aws.yaml") // createIfMissing: true
-		if err := open(configs.BrokerSQS, created).EnsureTopics(ctx, cfg.Commands.Topic); err != nil {
+		if err := open(sqs.BrokerName, created).EnsureTopics(ctx, cfg.Commands.Topic); err != nil {
 			t.Fatalf("creating the queue: %v", err)
 		}
-		if err := open(configs.BrokerSQS, cfg).EnsureTopics(ctx, cfg.Commands.Topic); err != nil {
+		if err := open(sqs.BrokerName, cfg).EnsureTopics(ctx, cfg.Commands.Topic); err != nil {
 			t.Errorf("the queue exists now: %v", err)
 		}
 	})
@@ -87,13 +91,13 @@ func TestEnsureTopicsNamesWhatIsMissing(t *testing.T) {
 		arn := "arn:aws:sns:" + awstest.Region + ":" + awstest.AccountID + ":reservation"
 		cfg := loadEdited(t, "sns-sqs.yaml", "createIfMissing: true         # create missing topics", "createIfMissing: false #",
 			"domainBus: reservation", "domainBus: "+arn)
-		err := open(configs.BrokerSNS, cfg).EnsureTopics(ctx, cfg.Events.DomainBus)
+		err := open(sns.BrokerName, cfg).EnsureTopics(ctx, cfg.Events.DomainBus)
 		wantErr("missing topic", err, "(events.domainBus)", "does not exist: create it, or set brokers.sns.createIfMissing: true")
 	})
 
 	t.Run("eventbridge bus", func(t *testing.T) {
 		cfg := loadEdited(t, "aws.yaml")
-		b := open(configs.BrokerEventBridge, cfg)
+		b := open(eventbridge.BrokerName, cfg)
 		err := b.EnsureTopics(ctx, cfg.Events.DomainBus, cfg.Events.AnalyticsBus)
 		wantErr("missing bus", err, "events.analyticsBus", "aws events create-event-bus --name analytics")
 		if err := b.EnsureTopics(ctx, cfg.Events.DomainBus); err != nil {
@@ -105,7 +109,7 @@ func TestEnsureTopicsNamesWhatIsMissing(t *testing.T) {
 		t.Setenv("AWS_ACCESS_KEY_ID", "")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 		cfg := loadEdited(t, "aws.yaml")
-		err := open(configs.BrokerEventBridge, cfg).EnsureTopics(ctx, cfg.Events.DomainBus)
+		err := open(eventbridge.BrokerName, cfg).EnsureTopics(ctx, cfg.Events.DomainBus)
 		wantErr("no credentials", err, "events.domainBus", "no AWS credentials: set AWS_ACCESS_KEY_ID")
 	})
 }

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/adapters/eventbridge"
+	"github.com/emitd/emitd/adapters/sns"
+	"github.com/emitd/emitd/adapters/sqs"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/configs"
 )
@@ -32,19 +35,19 @@ func load(t *testing.T, file string) *configs.Config {
 // SQS cannot read a queue without taking its messages.
 func TestSQSReaderRefusesTheCommandsQueue(t *testing.T) {
 	cfg := load(t, "aws.yaml")
-	b, err := brokers.Open(context.Background(), configs.BrokerSQS, cfg, nil)
+	b, err := brokers.Open(context.Background(), sqs.BrokerName, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	sub, err := b.Subscriber(brokers.SubscribeOptions{})
+	sub, err := b.Subscriber(broker.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
 	for _, topic := range []string{cfg.Commands.Topic, "https://sqs.eu-north-1.amazonaws.com/123456789012/" + cfg.Commands.Topic} {
 		_, err = sub.Subscribe(context.Background(), topic)
-		if !errors.Is(err, brokers.ErrSQSCommandsQueue) || !strings.Contains(err.Error(), "emitd tail --results") {
+		if !errors.Is(err, sqs.ErrCommandsQueue) || !strings.Contains(err.Error(), "emitd tail --results") {
 			t.Errorf("Subscribe(%s) without group: %v; want ErrSQSCommandsQueue pointing at tail --results", topic, err)
 		}
 	}
@@ -52,12 +55,12 @@ func TestSQSReaderRefusesTheCommandsQueue(t *testing.T) {
 
 func TestEventBridgeCannotBeTailed(t *testing.T) {
 	cfg := load(t, "aws.yaml")
-	b, err := brokers.Open(context.Background(), configs.BrokerEventBridge, cfg, nil)
+	b, err := brokers.Open(context.Background(), eventbridge.BrokerName, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	_, err = b.Subscriber(brokers.SubscribeOptions{})
+	_, err = b.Subscriber(broker.SubscribeOptions{})
 	if !errors.Is(err, eventbridge.ErrCannotTail) {
 		t.Fatalf("Subscriber: %v; want eventbridge.ErrCannotTail", err)
 	}
@@ -68,7 +71,7 @@ func TestEventBridgeCannotBeTailed(t *testing.T) {
 // cover them.
 func TestOpenAWSBrokers(t *testing.T) {
 	for _, c := range []struct{ file, kind string }{
-		{"aws.yaml", configs.BrokerSQS}, {"aws.yaml", configs.BrokerEventBridge}, {"sns-sqs.yaml", configs.BrokerSNS},
+		{"aws.yaml", sqs.BrokerName}, {"aws.yaml", eventbridge.BrokerName}, {"sns-sqs.yaml", sns.BrokerName},
 	} {
 		cfg := load(t, c.file)
 		b, err := brokers.Open(context.Background(), c.kind, cfg, nil)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/emitd/emitd/adapters/awsconf"
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/adapters/eventbridge"
 	"github.com/emitd/emitd/adapters/sns"
 	"github.com/emitd/emitd/adapters/sqs"
@@ -27,11 +29,8 @@ import (
 // rule targets' dead letters, SNS subscriptions'. Other brokers have no
 // dead-letter queues of this kind.
 func BusDeadLetters(cfg *configs.Config) (string, error) {
-	switch cfg.Events.Broker {
-	case configs.BrokerEventBridge:
-		return publisher.FromRuleTarget, nil
-	case configs.BrokerSNS:
-		return publisher.FromSubscription, nil
+	if s, ok := broker.Lookup(cfg.Events.Broker); ok && s.BusDeadLetters != "" {
+		return s.BusDeadLetters, nil
 	}
 	return "", fmt.Errorf("--from-queue re-emits to EventBridge or SNS, and events.broker is %s: "+
 		"use a configuration whose events go to eventbridge (for a rule target's dead-letter queue) or sns (for a subscription's)", cfg.Events.Broker)
@@ -42,15 +41,14 @@ func BusDeadLetters(cfg *configs.Config) (string, error) {
 // section, else the events broker's region (and, for SNS, its endpoint, as
 // `emitd tail` does for its queue); AWS_ENDPOINT_URL_SQS applies either way.
 func deadLetterQueueConfig(cfg *configs.Config, logger watermill.LoggerAdapter) sqs.Config {
-	if q := cfg.Brokers.SQS; q != nil {
-		return sqsConfig(q, logger)
+	if q := sqs.SectionOf(cfg); q != nil {
+		return q.AdapterConfig(logger)
 	}
 	c := sqs.Config{Logger: logger}
-	switch {
-	case cfg.Brokers.SNS != nil:
-		c.Region, c.Endpoint = cfg.Brokers.SNS.Region, cfg.Brokers.SNS.Endpoint
-	case cfg.Brokers.EventBridge != nil:
-		c.Region = cfg.Brokers.EventBridge.Region
+	if s := sns.SectionOf(cfg); s != nil {
+		c.Region, c.Endpoint = s.Region, s.Endpoint
+	} else if eb := eventbridge.SectionOf(cfg); eb != nil {
+		c.Region = eb.Region
 	}
 	return c
 }
@@ -64,11 +62,11 @@ var ErrOwnQueue = errors.New("is one of emitd's own queues, not a bus's dead-let
 // emitd's own queues are refused: reading the commands queue would hide
 // commands from the daemon, and none of them holds a bus's dead letters.
 func OpenBusDLQ(ctx context.Context, cfg *configs.Config, queue string, visibility time.Duration, logger watermill.LoggerAdapter) (*BusDLQ, error) {
-	if cfg.Commands.Broker == configs.BrokerSQS {
-		for _, own := range []namedTopic{{"commands.topic", cfg.Commands.Topic}, {"commands.dlqTopic", cfg.Commands.DLQTopic},
+	if cfg.Commands.Broker == sqs.BrokerName {
+		for _, own := range []struct{ Path, Name string }{{"commands.topic", cfg.Commands.Topic}, {"commands.dlqTopic", cfg.Commands.DLQTopic},
 			{"commands.resultsTopic", cfg.Commands.ResultsTopic}} {
-			if sameQueue(queue, own.topic) {
-				return nil, fmt.Errorf("queue %s (%s) %w", domain.Quote(queue), own.path, ErrOwnQueue)
+			if sqs.SameQueue(queue, own.Name) {
+				return nil, fmt.Errorf("queue %s (%s) %w", domain.Quote(queue), own.Path, ErrOwnQueue)
 			}
 		}
 	}
@@ -77,12 +75,10 @@ func OpenBusDLQ(ctx context.Context, cfg *configs.Config, queue string, visibili
 		return nil, fmt.Errorf("SQS queue %s does not exist (check the name, or give its URL): %w", domain.Quote(queue), err)
 	}
 	if err != nil {
-		return nil, awsHint(err, "brokers.sqs.region")
+		return nil, awsconf.Hint(err, "brokers.sqs.region")
 	}
 	return &BusDLQ{q: q, cfg: cfg, visibility: visibility, seen: map[string]bool{}, receipts: map[string]string{}}, nil
 }
-
-type namedTopic struct{ path, topic string }
 
 // BusDLQ is one run's reading of a bus's dead-letter queue on SQS
 // (publisher.BusDLQ).
@@ -113,7 +109,7 @@ func (b *BusDLQ) Next(ctx context.Context) ([]publisher.BusDeadLetter, error) {
 	for repeats := 0; repeats < busDLQRepeats; repeats++ {
 		got, err := b.q.Receive(ctx, sqs.MaxBatchEntries, b.visibility, busDLQWait)
 		if err != nil {
-			return nil, awsHint(err, "brokers.sqs.region")
+			return nil, awsconf.Hint(err, "brokers.sqs.region")
 		}
 		if len(got) == 0 {
 			return nil, nil
@@ -142,7 +138,7 @@ func (b *BusDLQ) Delete(ctx context.Context, messageID string) error {
 		return fmt.Errorf("message %s was not received to be deleted", messageID)
 	}
 	if err := b.q.Delete(ctx, receipt); err != nil {
-		return awsHint(err, "brokers.sqs.region")
+		return awsconf.Hint(err, "brokers.sqs.region")
 	}
 	delete(b.receipts, messageID)
 	return nil

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/emitd/emitd/adapters/broker"
+	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/configs"
 )
@@ -26,14 +28,14 @@ func TestEmbeddedOnIPv6Loopback(t *testing.T) {
 	_ = l.Close()
 
 	doc := strings.Replace(string(configs.EmbeddedYAML()), "host: 127.0.0.1", "host: ::1", 1)
-	doc = strings.Replace(doc, "port: 4233", fmt.Sprintf("port: %d", port), 1)
+	doc = strings.Replace(doc, embeddedPort, fmt.Sprintf("port: %d", port), 1)
 	doc = strings.Replace(doc, "dataDir: ./data", "dataDir: "+t.TempDir(), 1)
 	cfg, err := configs.Parse([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Brokers.Embedded.Host != "::1" {
-		t.Fatalf("host %q: the fixture did not apply", cfg.Brokers.Embedded.Host)
+	if natsjs.EmbeddedSectionOf(cfg).Host != "::1" {
+		t.Fatalf("host %q: the fixture did not apply", natsjs.EmbeddedSectionOf(cfg).Host)
 	}
 	emb, err := brokers.StartEmbedded(cfg, nil)
 	if err != nil {
@@ -46,7 +48,7 @@ func TestEmbeddedOnIPv6Loopback(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := brokers.Open(ctx, configs.BrokerEmbedded, cfg, nil)
+	b, err := brokers.Open(ctx, natsjs.EmbeddedName, cfg, nil)
 	if err != nil {
 		t.Fatalf("open the embedded broker on ::1: %v", err)
 	}
@@ -58,7 +60,7 @@ func TestEmbeddedOnIPv6Loopback(t *testing.T) {
 	if err := b.Publisher().Publish(topic, message.NewMessage("m-1", []byte(`{"over":"ipv6"}`))); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := b.Subscriber(brokers.SubscribeOptions{FromBeginning: true})
+	sub, err := b.Subscriber(broker.SubscribeOptions{FromBeginning: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,3 +79,6 @@ func TestEmbeddedOnIPv6Loopback(t *testing.T) {
 		t.Fatal("the message published over ::1 did not come back")
 	}
 }
+
+// embeddedPort is the port line of the shipped embedded.yaml.
+var embeddedPort = fmt.Sprintf("port: %d", natsjs.DefaultEmbeddedPort)

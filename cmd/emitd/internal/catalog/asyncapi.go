@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -11,8 +10,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/emitd/emitd/adapters/amqp"
+	"github.com/emitd/emitd/adapters/eventbridge"
 	"github.com/emitd/emitd/adapters/kafka"
 	"github.com/emitd/emitd/adapters/natsjs"
+	"github.com/emitd/emitd/adapters/sns"
 	"github.com/emitd/emitd/adapters/sqs"
 	"github.com/emitd/emitd/configs"
 	"github.com/emitd/emitd/configs/redact"
@@ -189,7 +190,7 @@ func (b *builder) asyncAPIDoc(events []domain.EventContract, sample map[domain.V
 				ct = "application/cloudevents+json"
 			}
 			m["contentType"] = ct
-			if evBroker == configs.BrokerEventBridge {
+			if evBroker == eventbridge.BrokerName {
 				m["x-eventbridge"] = obj{"eventBusName": bus, "source": ec.Source, "detailType": ec.DetailType,
 					"detail": "the Detail, as JSON text (see the payload's Detail)"}
 			} else {
@@ -257,7 +258,7 @@ func (b *builder) channel(broker, address, title, desc string, servers []any, ms
 	if bind := b.channelBindings(broker, address); bind != nil {
 		c["bindings"] = bind
 	}
-	if broker == configs.BrokerEventBridge {
+	if broker == eventbridge.BrokerName {
 		c["x-eventbridge"] = obj{"eventBusName": address}
 	}
 	return c
@@ -274,11 +275,11 @@ func (b *builder) operation(broker, action, channel, desc string, msgs []any, co
 // headerName is the header or attribute that carries a metadata key on broker.
 func headerName(broker, key string) string {
 	switch broker {
-	case configs.BrokerKafka:
+	case kafka.BrokerName:
 		return kafka.HeaderName(key)
-	case configs.BrokerNATS, configs.BrokerEmbedded:
+	case natsjs.NATSName, natsjs.EmbeddedName:
 		return natsjs.HeaderName(key)
-	case configs.BrokerAMQP:
+	case amqp.BrokerName:
 		return amqp.HeaderName(key)
 	}
 	return key
@@ -335,9 +336,9 @@ func (b *builder) headers(broker string, msg *message.Message, env *domain.Envel
 		required = append(required, name)
 	}
 	switch broker {
-	case configs.BrokerEventBridge:
+	case eventbridge.BrokerName:
 		return nil, nil
-	case configs.BrokerSQS, configs.BrokerSNS:
+	case sqs.BrokerName, sns.BrokerName:
 		for name, v := range sqs.EncodeAttributes(msg.UUID, msg.Metadata) {
 			if name == sqs.UUIDAttribute {
 				put(name, uuidSchema)
@@ -351,7 +352,7 @@ func (b *builder) headers(broker string, msg *message.Message, env *domain.Envel
 		}
 	default:
 		for k, v := range msg.Metadata {
-			if broker == configs.BrokerAMQP && k == publisher.MetaContentType {
+			if broker == amqp.BrokerName && k == publisher.MetaContentType {
 				continue // the content-type property, not a header
 			}
 			s, ok := rule(k, v)
@@ -361,21 +362,21 @@ func (b *builder) headers(broker string, msg *message.Message, env *domain.Envel
 			put(headerName(broker, k), s)
 		}
 		switch broker {
-		case configs.BrokerKafka:
+		case kafka.BrokerName:
 			put(kafka.UUIDHeader, uuidSchema)
-		case configs.BrokerNATS, configs.BrokerEmbedded:
+		case natsjs.NATSName, natsjs.EmbeddedName:
 			put(natsjs.UUIDHeader, uuidSchema)
 			put(nats.MsgIdHdr, obj{"type": "string", "description": "the message UUID: JetStream drops a repeat within its duplicate window"})
-		case configs.BrokerAMQP:
+		case amqp.BrokerName:
 			put(amqp.UUIDHeader, uuidSchema)
 		}
 	}
 	sortAny(required)
 	what := "headers"
 	switch broker {
-	case configs.BrokerSQS, configs.BrokerSNS:
+	case sqs.BrokerName, sns.BrokerName:
 		what = "message attributes (String)"
-	case configs.BrokerAMQP:
+	case amqp.BrokerName:
 		what = "headers (application properties); the properties message-id, correlation-id and content-type are set too"
 	}
 	return obj{"type": "object", "description": "The " + what + " emitd writes; brokers and later hops may add their own.",
@@ -394,7 +395,7 @@ func sortAny(v []any) {
 }
 
 func messageBindings(broker, key string) obj {
-	if broker != configs.BrokerKafka {
+	if broker != kafka.BrokerName {
 		return nil
 	}
 	return obj{"kafka": obj{"key": obj{"type": "string", "description": "record key: " + key + " (murmur2, like the Java client)"},
@@ -404,25 +405,25 @@ func messageBindings(broker, key string) obj {
 func (b *builder) channelBindings(broker, address string) obj {
 	cfg := b.cfg
 	switch broker {
-	case configs.BrokerKafka:
+	case kafka.BrokerName:
 		k := obj{"topic": address, "bindingVersion": kafkaBinding}
-		if kc := cfg.Brokers.Kafka; kc != nil && kc.CreateIfMissing {
+		if kc := kafka.SectionOf(cfg); kc != nil && kc.CreateIfMissing {
 			p, r := kc.Partitions, kc.ReplicationFactor
 			if p == 0 {
-				p = 4
+				p = kafka.DefaultPartitions
 			}
 			if r == 0 {
-				r = 1
+				r = kafka.DefaultReplicationFactor
 			}
 			k["partitions"], k["replicas"] = p, r
 		}
 		return obj{"kafka": k}
-	case configs.BrokerAMQP:
+	case amqp.BrokerName:
 		return obj{"amqp": obj{"is": "routingKey", "exchange": obj{"name": amqpExchange(cfg), "type": "topic", "durable": true,
 			"autoDelete": false, "vhost": amqpVhost(cfg)}, "bindingVersion": amqpBinding}}
-	case configs.BrokerSQS:
+	case sqs.BrokerName:
 		return obj{"sqs": obj{"queue": obj{"name": address, "fifoQueue": sqs.IsFIFO(address)}, "bindingVersion": sqsBinding}}
-	case configs.BrokerSNS:
+	case sns.BrokerName:
 		ordering := "standard"
 		if sqs.IsFIFO(address) {
 			ordering = "FIFO"
@@ -435,22 +436,22 @@ func (b *builder) channelBindings(broker, address string) obj {
 func (b *builder) operationBindings(broker string, commands bool, channel string) obj {
 	cfg := b.cfg
 	switch broker {
-	case configs.BrokerKafka:
+	case kafka.BrokerName:
 		if !commands {
 			return nil
 		}
 		clientID := "emitd"
-		if cfg.Brokers.Kafka.ClientID != "" {
-			clientID = cfg.Brokers.Kafka.ClientID
+		if kafka.SectionOf(cfg).ClientID != "" {
+			clientID = kafka.SectionOf(cfg).ClientID
 		}
 		return obj{"kafka": obj{"groupId": obj{"type": "string", "enum": []any{cfg.Commands.Group}},
 			"clientId": obj{"type": "string", "enum": []any{clientID}}, "bindingVersion": kafkaBinding}}
-	case configs.BrokerNATS, configs.BrokerEmbedded:
+	case natsjs.NATSName, natsjs.EmbeddedName:
 		if !commands {
 			return nil
 		}
 		return obj{"nats": obj{"queue": cfg.Commands.Group, "bindingVersion": natsBinding}}
-	case configs.BrokerAMQP:
+	case amqp.BrokerName:
 		if commands {
 			return nil
 		}
@@ -462,14 +463,14 @@ func (b *builder) operationBindings(broker string, commands bool, channel string
 }
 
 func amqpExchange(cfg *configs.Config) string {
-	if a := cfg.Brokers.AMQP; a != nil && a.Exchange != "" {
+	if a := amqp.SectionOf(cfg); a != nil && a.Exchange != "" {
 		return a.Exchange
 	}
 	return amqp.DefaultExchange
 }
 
 func amqpVhost(cfg *configs.Config) string {
-	if a := cfg.Brokers.AMQP; a != nil {
+	if a := amqp.SectionOf(cfg); a != nil {
 		if u, err := url.Parse(a.URL); err == nil && strings.TrimPrefix(u.Path, "/") != "" {
 			return strings.TrimPrefix(u.Path, "/")
 		}
@@ -499,12 +500,12 @@ func server(cfg *configs.Config, broker string) (obj, error) {
 			"variables": obj{"region": v}}
 	}
 	switch broker {
-	case configs.BrokerEmbedded:
-		e := cfg.Brokers.Embedded
-		return obj{"host": net.JoinHostPort(e.Host, strconv.Itoa(e.Port)), "protocol": "nats",
+	case natsjs.EmbeddedName:
+		e := natsjs.EmbeddedSectionOf(cfg)
+		return obj{"host": e.Addr(), "protocol": "nats",
 			"description": "emitd's embedded NATS JetStream broker (loopback only); one stream EMITD_<topic> per topic"}, nil
-	case configs.BrokerNATS:
-		urls := strings.Split(cfg.Brokers.NATS.URL, ",")
+	case natsjs.NATSName:
+		urls := strings.Split(natsjs.NATSSectionOf(cfg).URL, ",")
 		host, scheme := hostOf(urls[0])
 		s := obj{"host": host, "protocol": "nats", "description": "NATS JetStream; one stream EMITD_<topic> per topic"}
 		if scheme == "tls" {
@@ -514,26 +515,26 @@ func server(cfg *configs.Config, broker string) (obj, error) {
 			s["description"] = s["description"].(string) + fmt.Sprintf(" (%d servers in the cluster)", len(urls))
 		}
 		return s, nil
-	case configs.BrokerKafka:
-		k := cfg.Brokers.Kafka
+	case kafka.BrokerName:
+		k := kafka.SectionOf(cfg)
 		s := obj{"host": k.Brokers[0], "protocol": "kafka", "description": "Kafka; bootstrap brokers " + strings.Join(k.Brokers, ", ")}
 		if k.Version != "" {
 			s["protocolVersion"] = k.Version
 		}
 		return s, nil
-	case configs.BrokerSQS:
-		q := cfg.Brokers.SQS
+	case sqs.BrokerName:
+		q := sqs.SectionOf(cfg)
 		return aws("sqs", "sqs", q.Region, q.Endpoint, "Amazon SQS"), nil
-	case configs.BrokerSNS:
-		q := cfg.Brokers.SNS
+	case sns.BrokerName:
+		q := sns.SectionOf(cfg)
 		return aws("sns", "sns", q.Region, q.Endpoint, "Amazon SNS"), nil
-	case configs.BrokerEventBridge:
-		q := cfg.Brokers.EventBridge
+	case eventbridge.BrokerName:
+		q := eventbridge.SectionOf(cfg)
 		s := aws("events", "eventbridge", q.Region, q.Endpoint, "Amazon EventBridge (PutEvents)")
 		s["protocol"] = "https"
 		return s, nil
-	case configs.BrokerAMQP:
-		host, scheme := hostOf(cfg.Brokers.AMQP.URL)
+	case amqp.BrokerName:
+		host, scheme := hostOf(amqp.SectionOf(cfg).URL)
 		return obj{"host": host, "protocol": protocolOr(scheme, "amqp"), "protocolVersion": "0.9.1",
 			"description": "RabbitMQ; one durable topic exchange " + amqpExchange(cfg) + ", routing key = the topic or bus"}, nil
 	}

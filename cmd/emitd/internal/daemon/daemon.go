@@ -17,6 +17,7 @@ import (
 	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
 	"github.com/emitd/emitd/cmd/emitd/internal/stores"
@@ -34,8 +35,8 @@ type Daemon struct {
 	logger   watermill.LoggerAdapter
 	store    stores.Store
 	embedded *brokers.Embedded
-	commands brokers.Broker
-	events   brokers.Broker
+	commands broker.Broker
+	events   broker.Broker
 	relay    *publisher.Relay // envelopes to the buses
 	answers  *publisher.Relay // outcomes to the results topic
 	pipeline *router.Pipeline
@@ -107,7 +108,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 	if d.store, err = stores.Open(ctx, cfg, stores.Daemon); err != nil {
 		return nil, err
 	}
-	if cfg.Commands.Broker == configs.BrokerEmbedded || cfg.Events.Broker == configs.BrokerEmbedded {
+	if brokers.UsesEmbedded(cfg) {
 		if d.embedded, err = brokers.StartEmbedded(cfg, logger); err != nil {
 			return nil, err
 		}
@@ -151,7 +152,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 		r.BatchSize, r.PollInterval, r.MaxBackoff = rc.BatchSize, rc.PollInterval, rc.MaxBackoff
 	}
 
-	sub, err := d.commands.Subscriber(brokers.SubscribeOptions{Group: cfg.Commands.Group, FromBeginning: true,
+	sub, err := d.commands.Subscriber(broker.SubscribeOptions{Group: cfg.Commands.Group, FromBeginning: true,
 		MaxInFlight: cfg.Router.MaxInFlight})
 	if err != nil {
 		return nil, err
@@ -205,7 +206,7 @@ func New(ctx context.Context, cfg *configs.Config, logger watermill.LoggerAdapte
 			{Name: "events broker " + cfg.Events.Broker, Ping: func(ctx context.Context) error { return events.Ping(ctx, cfg.Events.DomainBus) }},
 		},
 		PoisonDepth: func(ctx context.Context) (int64, bool, error) {
-			return brokers.QueueDepth(ctx, commands, cfg.Commands.DLQTopic, brokers.DeadLetterGroup)
+			return broker.QueueDepth(ctx, commands, cfg.Commands.DLQTopic, broker.DeadLetterGroup)
 		},
 		Running:     d.router.IsRunning,
 		MaxRelayLag: cfg.HTTP.MaxRelayLag,

@@ -22,8 +22,10 @@ import (
 	"github.com/emitd/emitd/adapters/awstest"
 	"github.com/emitd/emitd/adapters/contract"
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
+	"github.com/emitd/emitd/adapters/kafka"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
 	"github.com/emitd/emitd/adapters/natsjs"
+	"github.com/emitd/emitd/adapters/sqs"
 	"github.com/emitd/emitd/cmd/emitd/internal/daemon"
 	"github.com/emitd/emitd/cmd/emitd/internal/ops"
 	"github.com/emitd/emitd/configs"
@@ -65,7 +67,7 @@ var setups = map[string]func(t *testing.T) *setup{
 	},
 	"kafka": func(t *testing.T) *setup {
 		cfg := loadShipped(t, "kafka.yaml")
-		cfg.Brokers.Kafka.Brokers = kafkatest.Start(t)
+		kafka.SectionOf(cfg).Brokers = kafkatest.Start(t)
 		return &setup{name: "kafka", cfg: cfg, browse: true}
 	},
 	"sqs": func(t *testing.T) *setup {
@@ -77,8 +79,8 @@ var setups = map[string]func(t *testing.T) *setup{
 		// A nacked SQS message comes back when its visibility ends: keep it short.
 		cfg.Router.HandlerTimeout = time.Second
 		cfg.Router.Retry.MaxElapsed = 4 * time.Second
-		cfg.Brokers.SQS.VisibilityTimeout = 9 * time.Second // maxElapsed + the 5s margin
-		cfg.Brokers.SQS.ReceiveWaitTime = time.Second
+		sqs.SectionOf(cfg).VisibilityTimeout = 9 * time.Second // maxElapsed + the 5s margin
+		sqs.SectionOf(cfg).ReceiveWaitTime = time.Second
 		return &setup{name: "sqs", cfg: cfg, eb: eb}
 	},
 }
@@ -517,7 +519,7 @@ func TestInFlightCommandFinishesAndIsAcknowledged(t *testing.T) {
 		r2 := start(t, s.cfg)
 		results := r2.read(t, s.cfg.Commands.ResultsTopic)
 		if s.name == "embedded" { // JetStream says directly whether the ack landed
-			nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", s.cfg.Brokers.Embedded.Port))
+			nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", natsjs.EmbeddedSectionOf(s.cfg).Port))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -538,7 +540,7 @@ func TestInFlightCommandFinishesAndIsAcknowledged(t *testing.T) {
 		marker := r2.send(t, create("2026-12-12", 9, 1))
 		results.waitFor(t, "the marker's outcome", func(m []*message.Message) bool { _, ok := outcomes(t, m)[marker[0]]; return ok })
 		if s.name == "sqs" {
-			time.Sleep(s.cfg.Brokers.SQS.VisibilityTimeout + time.Second)
+			time.Sleep(sqs.SectionOf(s.cfg).VisibilityTimeout + time.Second)
 		} else {
 			time.Sleep(2 * time.Second)
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/emitd/emitd/adapters/broker"
+	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/daemon"
 	"github.com/emitd/emitd/cmd/emitd/internal/testbin"
@@ -34,7 +36,7 @@ func testConfig(t testing.TB) *configs.Config {
 		t.Fatal(err)
 	}
 	cfg.DataDir = t.TempDir()
-	cfg.Brokers.Embedded.Port = freePort(t)
+	natsjs.EmbeddedSectionOf(cfg).Port = freePort(t)
 	cfg.Router.Retry.InitialInterval = 10 * time.Millisecond
 	cfg.Router.Retry.MaxInterval = 50 * time.Millisecond
 	cfg.Relay.PollInterval = 50 * time.Millisecond
@@ -86,7 +88,7 @@ func start(t testing.TB, cfg *configs.Config, opts ...daemon.Option) *running {
 }
 
 // broker opens the broker that carries topic (commands side or events side).
-func (r *running) broker(t testing.TB, topic string) brokers.Broker {
+func (r *running) broker(t testing.TB, topic string) broker.Broker {
 	t.Helper()
 	kind := r.cfg.Commands.Broker
 	if topic == r.cfg.Events.DomainBus || topic == r.cfg.Events.AnalyticsBus {
@@ -139,7 +141,7 @@ type reader struct {
 // that takes the messages: fine for results, not for the commands queue.)
 func (r *running) read(t testing.TB, topic string) *reader {
 	t.Helper()
-	sub, err := r.broker(t, topic).Subscriber(brokers.SubscribeOptions{FromBeginning: true, Consume: true})
+	sub, err := r.broker(t, topic).Subscriber(broker.SubscribeOptions{FromBeginning: true, Consume: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -217,9 +217,9 @@ func TestReadyzFollowsTheBroker(t *testing.T) {
 	}
 	stop := startNATS()
 	cfg := withListener(testConfig(t))
-	cfg.Commands.Broker, cfg.Events.Broker = configs.BrokerNATS, configs.BrokerNATS
-	cfg.Brokers.Embedded = nil
-	cfg.Brokers.NATS = &configs.NATSConfig{URL: fmt.Sprintf("nats://127.0.0.1:%d", port)}
+	cfg.Commands.Broker, cfg.Events.Broker = natsjs.NATSName, natsjs.NATSName
+	delete(cfg.Brokers, natsjs.EmbeddedName)
+	cfg.Brokers.Set(natsjs.NATSName, &natsjs.NATSSection{URL: fmt.Sprintf("nats://127.0.0.1:%d", port)})
 	r := start(t, cfg)
 	waitReady(t, r, 200, "ready")
 	stop()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/stores"
 	"github.com/emitd/emitd/configs"
@@ -22,8 +23,8 @@ type Ops struct {
 	cfg      *configs.Config
 	logger   watermill.LoggerAdapter
 	Store    stores.Store
-	commands brokers.Broker
-	events   brokers.Broker
+	commands broker.Broker
+	events   broker.Broker
 }
 
 // Open opens the store beside a running daemon: SQLite in WAL mode lets
@@ -42,7 +43,7 @@ func Open(cfg *configs.Config, logger watermill.LoggerAdapter) (*Ops, error) {
 // Close closes what Open and later calls opened.
 func (o *Ops) Close() error {
 	var errs []error
-	for _, b := range []brokers.Broker{o.commands, o.events} {
+	for _, b := range []broker.Broker{o.commands, o.events} {
 		if b != nil {
 			errs = append(errs, b.Close())
 		}
@@ -51,7 +52,7 @@ func (o *Ops) Close() error {
 	return errors.Join(errs...)
 }
 
-func (o *Ops) commandsBroker(ctx context.Context) (brokers.Broker, error) {
+func (o *Ops) commandsBroker(ctx context.Context) (broker.Broker, error) {
 	if o.commands == nil {
 		b, err := brokers.Open(ctx, o.cfg.Commands.Broker, o.cfg, o.logger)
 		if err != nil {
@@ -62,7 +63,7 @@ func (o *Ops) commandsBroker(ctx context.Context) (brokers.Broker, error) {
 	return o.commands, nil
 }
 
-func (o *Ops) eventsBroker(ctx context.Context) (brokers.Broker, error) {
+func (o *Ops) eventsBroker(ctx context.Context) (broker.Broker, error) {
 	if o.events == nil {
 		b, err := brokers.Open(ctx, o.cfg.Events.Broker, o.cfg, o.logger)
 		if err != nil {
@@ -80,7 +81,7 @@ func (o *Ops) Sync(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	sub, err := b.Subscriber(brokers.SubscribeOptions{Group: brokers.DeadLetterGroup, FromBeginning: true})
+	sub, err := b.Subscriber(broker.SubscribeOptions{Group: broker.DeadLetterGroup, FromBeginning: true})
 	if err != nil {
 		return 0, err
 	}
@@ -88,7 +89,7 @@ func (o *Ops) Sync(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	return publisher.SyncDeadLetters(ctx, sub, o.cfg.Commands.DLQTopic, o.Store,
-		brokers.SettleTime(o.cfg.Commands.Broker), time.Second)
+		broker.SettleTime(o.cfg.Commands.Broker), time.Second)
 }
 
 // Replayer returns a replayer on the configured brokers (none are opened for
