@@ -50,6 +50,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/publisher"
 )
 
@@ -86,6 +87,12 @@ type Config struct {
 	// PublishTimeout bounds the wait for the confirmations of one Publish
 	// (a message's context, when it ends sooner, ends it sooner).
 	PublishTimeout time.Duration
+	// TLS is the tls section, used with an amqps:// URL (see security.go).
+	TLS tlsconfig.Config
+	// User and Password, when User is set, replace the URL's user
+	// information.
+	User     string
+	Password string
 	// Logger; watermill.NopLogger when nil.
 	Logger watermill.LoggerAdapter
 }
@@ -215,9 +222,14 @@ func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 }
 
 func connect(cfg Config) (*wmamqp.ConnectionWrapper, error) {
-	conn, err := wmamqp.NewConnection(wmamqp.ConnectionConfig{AmqpURI: cfg.URL, Reconnect: wmamqp.DefaultReconnectConfig()}, cfg.Logger)
+	ac, err := cfg.dialConfig()
 	if err != nil {
-		return nil, fmt.Errorf("amqp: connect: %w", err)
+		return nil, err
+	}
+	conn, err := wmamqp.NewConnection(wmamqp.ConnectionConfig{AmqpURI: cfg.URL, AmqpConfig: ac, Reconnect: wmamqp.DefaultReconnectConfig()}, cfg.Logger)
+	if err != nil {
+		// Not the URL: it may carry the password.
+		return nil, cfg.connectError(err, ac.TLSClientConfig)
 	}
 	return conn, nil
 }
