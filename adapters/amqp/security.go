@@ -50,6 +50,14 @@ func (c Config) dialConfig() (*amqp091.Config, error) {
 	if p := c.Problems("amqp"); len(p) > 0 {
 		return nil, errors.New(p[0])
 	}
+	if _, err := amqp091.ParseURI(c.URL); err != nil {
+		// net/url's errors quote the whole URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("amqp.url: invalid URL: %w", err)
+	}
 	ac := &amqp091.Config{Locale: "en_US", Properties: amqp091.Table{"connection_name": "emitd"}}
 	if c.TLS.On() {
 		tc, err := c.TLS.Build()
@@ -95,15 +103,18 @@ func (c Config) user() string {
 }
 
 // ConnectError is a failure to connect to, secure or log in to RabbitMQ,
-// e.g. `amqp 127.0.0.1:5671: authentication failed as user "emitd": the
+// e.g. `amqp 127.0.0.1:5671: authentication (user "emitd") failed: the
 // broker refused the user name or password: Exception (403) ...`. It names
 // the broker, the step and what the failure points to; never the password
 // (nor the URL, which may carry it).
 type ConnectError struct {
 	// Address is host:port of the broker.
 	Address string
-	// Step is "connect", "TLS handshake", "authentication" or "open vhost".
+	// Step is "connect", "TLS handshake", "authentication" or
+	// "open vhost \"name\"".
 	Step string
+	// Login names the user of an authentication or vhost failure.
+	Login string
 	// Reason is what the failure points to, in an operator's terms.
 	Reason string
 	// Err is amqp091's error (errors.As(err, new(*amqp091.Error)) for the
@@ -112,7 +123,11 @@ type ConnectError struct {
 }
 
 func (e *ConnectError) Error() string {
-	s := fmt.Sprintf("amqp %s: %s failed", e.Address, e.Step)
+	s := fmt.Sprintf("amqp %s: %s", e.Address, e.Step)
+	if e.Login != "" {
+		s += " (" + e.Login + ")"
+	}
+	s += " failed"
 	if e.Reason != "" {
 		s += ": " + e.Reason
 	}
@@ -137,18 +152,19 @@ func (c Config) connectError(err error, tc *tls.Config) error {
 	isAMQP := errors.As(err, &aerr)
 	closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, amqp091.ErrClosed) ||
 		(isAMQP && aerr.Code == amqp091.FrameError)
-	login := fmt.Sprintf("authentication as user %q", c.user())
+	user := fmt.Sprintf("user %q", c.user())
+	vhost := fmt.Sprintf("open vhost %q", c.vhost())
 	switch {
 	case c.amqps() && !closed && tlsconfig.Explain(err) != "":
 		e.Step, e.Reason = "TLS handshake", tlsconfig.Explain(err)
 	case isAMQP && aerr == amqp091.ErrSASL:
-		e.Step, e.Reason = login, "the broker offers no mechanism emitd speaks (PLAIN, AMQPLAIN)"
+		e.Step, e.Login, e.Reason = "authentication", user, "the broker offers no mechanism emitd speaks (PLAIN, AMQPLAIN)"
 	case isAMQP && aerr == amqp091.ErrVhost:
-		e.Step, e.Reason = fmt.Sprintf("open vhost %q as user %q", c.vhost(), c.user()), "the user has no access to this vhost"
+		e.Step, e.Login, e.Reason = vhost, user, "the user has no access to this vhost"
 	case isAMQP && aerr.Code == amqp091.AccessRefused:
-		e.Step, e.Reason = login, "the broker refused the user name or password"
+		e.Step, e.Login, e.Reason = "authentication", user, "the broker refused the user name or password"
 	case isAMQP && aerr.Code == amqp091.NotAllowed:
-		e.Step, e.Reason = fmt.Sprintf("open vhost %q as user %q", c.vhost(), c.user()), "the vhost does not exist or the user may not use it"
+		e.Step, e.Login, e.Reason = vhost, user, "the vhost does not exist or the user may not use it"
 	case closed && c.amqps():
 		perr := probeTLS(e.Address, tc)
 		switch {

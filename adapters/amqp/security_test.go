@@ -144,14 +144,14 @@ func TestAMQPS(t *testing.T) {
 		if !errors.As(err, &aerr) || aerr.Code != amqp091.AccessRefused {
 			t.Errorf("not an amqp091 403: %v", err)
 		}
-		if ce.Step != `authentication as user "guest"` {
-			t.Errorf("step %q", ce.Step)
+		if ce.Step != "authentication" || ce.Login != `user "guest"` {
+			t.Errorf("step %q, login %q", ce.Step, ce.Login)
 		}
-		must(t, err, `amqp `+addr+`: authentication as user "guest" failed: the broker refused the user name or password`)
+		must(t, err, `amqp `+addr+`: authentication (user "guest") failed: the broker refused the user name or password`)
 	})
 	t.Run("wrong password in the URL", func(t *testing.T) {
 		_, err := connectFails(t, amqp.Config{URL: "amqps://guest:" + wrongPassword + "@" + addr + "/", TLS: tlsconfig.Config{CAFile: pki.CAFile}}, addr)
-		must(t, err, `authentication as user "guest" failed`)
+		must(t, err, `authentication (user "guest") failed`)
 	})
 	t.Run("unknown CA", func(t *testing.T) {
 		ce, err := connectFails(t, amqp.Config{URL: "amqps://guest:guest@" + addr + "/", TLS: tlsconfig.Config{CAFile: tlstest.New(t).CAFile}}, addr)
@@ -174,7 +174,7 @@ func TestAMQPS(t *testing.T) {
 	})
 	t.Run("unknown vhost", func(t *testing.T) {
 		_, err := connectFails(t, amqp.Config{URL: "amqps://guest:guest@" + addr + "/no-such-vhost", TLS: tlsconfig.Config{CAFile: pki.CAFile}}, addr)
-		must(t, err, `open vhost "no-such-vhost" as user "guest" failed`)
+		must(t, err, `open vhost "no-such-vhost" (user "guest") failed`)
 	})
 }
 
@@ -196,7 +196,11 @@ func TestSecurityProblems(t *testing.T) {
 	if p := (amqp.Config{URL: "amqps://h/", Password: "x"}).Problems("brokers.amqp"); len(p) != 1 || !strings.Contains(p[0], "brokers.amqp.password is set without brokers.amqp.user") {
 		t.Errorf("Problems = %q", p)
 	}
-	_, err := amqp.NewPublisher(amqp.Config{URL: "amqps://h/", TLS: tlsconfig.Config{CAFile: "/nonexistent/ca.pem"}})
+	_, err := amqp.NewPublisher(amqp.Config{URL: "amqp://guest:" + wrongPassword + "@host:x/"})
+	if err == nil || !strings.HasPrefix(err.Error(), "amqp.url: invalid URL: ") || strings.Contains(err.Error(), wrongPassword) {
+		t.Errorf("bad URL: %v", err)
+	}
+	_, err = amqp.NewPublisher(amqp.Config{URL: "amqps://h/", TLS: tlsconfig.Config{CAFile: "/nonexistent/ca.pem"}})
 	if err == nil || !strings.HasPrefix(err.Error(), "amqp.tls.caFile: open /nonexistent/ca.pem") {
 		t.Errorf("missing CA file: %v", err)
 	}

@@ -61,6 +61,17 @@ func (c Config) securityOptions() ([]nats.Option, error) {
 	if p := c.Problems("nats"); len(p) > 0 {
 		return nil, errors.New(p[0])
 	}
+	for _, p := range strings.Split(c.URL, ",") {
+		if _, err := url.Parse(strings.TrimSpace(p)); err != nil {
+			// net/url's errors quote the whole URL, password or token
+			// included: keep only what is wrong.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, fmt.Errorf("nats.url: invalid URL: %w", err)
+		}
+	}
 	var opts []nats.Option
 	switch {
 	case c.CredsFile != "":

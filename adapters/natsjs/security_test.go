@@ -336,6 +336,13 @@ func TestMutualTLS(t *testing.T) {
 	want(t, err, "TLS handshake failed: ")
 }
 
+func TestBadURLHidesItsSecrets(t *testing.T) {
+	_, err := natsjs.NewPublisher(natsjs.Config{URL: "nats://emitd:" + natsPassword + "@host:x"})
+	if err == nil || !strings.HasPrefix(err.Error(), "nats.url: invalid URL: ") || strings.Contains(err.Error(), natsPassword) {
+		t.Errorf("bad URL: %v", err)
+	}
+}
+
 func TestSecurityProblems(t *testing.T) {
 	p := natsjs.Config{CredsFile: "a.creds", Token: "x"}.Problems("brokers.nats")
 	if len(p) != 1 || !strings.Contains(p[0], "brokers.nats.credsFile and brokers.nats.token are set") {
