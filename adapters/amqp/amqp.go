@@ -50,7 +50,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/emitd/emitd/configs/redact"
+	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/publisher"
 )
 
@@ -87,6 +87,12 @@ type Config struct {
 	// PublishTimeout bounds the wait for the confirmations of one Publish
 	// (a message's context, when it ends sooner, ends it sooner).
 	PublishTimeout time.Duration
+	// TLS is the tls section, used with an amqps:// URL (see security.go).
+	TLS tlsconfig.Config
+	// User and Password, when User is set, replace the URL's user
+	// information.
+	User     string
+	Password string
 	// Logger; watermill.NopLogger when nil.
 	Logger watermill.LoggerAdapter
 }
@@ -216,12 +222,14 @@ func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 }
 
 func connect(cfg Config) (*wmamqp.ConnectionWrapper, error) {
-	conn, err := wmamqp.NewConnection(wmamqp.ConnectionConfig{AmqpURI: cfg.URL, Reconnect: wmamqp.DefaultReconnectConfig()}, cfg.Logger)
+	ac, err := cfg.dialConfig()
 	if err != nil {
-		// amqp091 quotes a URL it cannot parse (net/url does), password and
-		// all: the message goes to logs. The address, without the password,
-		// says which broker refused.
-		return nil, fmt.Errorf("amqp: connect to %s: %w", redact.URL(cfg.URL), redact.URLError(err, cfg.URL))
+		return nil, err
+	}
+	conn, err := wmamqp.NewConnection(wmamqp.ConnectionConfig{AmqpURI: cfg.URL, AmqpConfig: ac, Reconnect: wmamqp.DefaultReconnectConfig()}, cfg.Logger)
+	if err != nil {
+		// Not the URL: it may carry the password.
+		return nil, cfg.connectError(err, ac.TLSClientConfig)
 	}
 	return conn, nil
 }

@@ -14,16 +14,21 @@
 //     correlation_id, slot-id) plus the message UUID under
 //     "_watermill_message_uuid", so other Watermill consumers read it too.
 //
-// TLS and SASL are not settings of Config (yet): set them with Config.Sarama,
-// which sees the Sarama configuration just before it is used.
+// TLS (Config.TLS, or a ready Config.TLSConfig) and SASL (Config.SASL:
+// PLAIN, SCRAM-SHA-256/512, AWS_MSK_IAM) apply to every client: publisher,
+// subscriber and the admin client (SaramaConfig). A failure to connect, to
+// handshake or to log in is a *ConnectError naming the brokers and the step.
 package kafka
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/Shopify/sarama"
+
+	"github.com/emitd/emitd/adapters/tlsconfig"
 )
 
 // Config is what an operator sets to reach a Kafka cluster.
@@ -61,6 +66,13 @@ type Config struct {
 	// ReconnectRetrySleep is how long a subscriber waits between attempts
 	// to reconnect its consumer. Default 1s.
 	ReconnectRetrySleep time.Duration
+
+	// TLS is the tls section (on when tls.enabled or any file is set).
+	TLS tlsconfig.Config
+	// TLSConfig, when set, is used as it is instead of TLS.
+	TLSConfig *tls.Config
+	// SASL is the sasl section; off when SASL.Mechanism is empty.
+	SASL SASL
 
 	// Sarama, when set, is called with the Sarama configuration after emitd
 	// has filled it and before it is used: TLS (Net.TLS), SASL (Net.SASL),
@@ -101,7 +113,7 @@ func (c Config) fill(sc *sarama.Config) error {
 		}
 		sc.Version = v
 	}
-	return nil
+	return c.secure(sc)
 }
 
 func (c Config) tune(sc *sarama.Config) error {
@@ -112,4 +124,39 @@ func (c Config) tune(sc *sarama.Config) error {
 		return fmt.Errorf("kafka: sarama config: %w", err)
 	}
 	return nil
+}
+
+// SaramaConfig is the Sarama configuration a client of c other than the
+// publisher and subscriber uses (the admin client that lists and creates
+// topics): client id, version, TLS and SASL as theirs, then Config.Sarama.
+func (c Config) SaramaConfig() (*sarama.Config, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V1_0_0_0
+	if err := c.fill(sc); err != nil {
+		return nil, err
+	}
+	if err := c.tune(sc); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// NewClusterAdmin connects an admin client with SaramaConfig; a failure to
+// connect is a *ConnectError.
+func (c Config) NewClusterAdmin() (sarama.ClusterAdmin, error) {
+	sc, err := c.SaramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.preflight(sc); err != nil {
+		return nil, err
+	}
+	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
+	if err != nil {
+		return nil, c.connectError(sc, err)
+	}
+	return admin, nil
 }

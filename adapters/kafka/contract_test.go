@@ -6,10 +6,13 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/emitd/emitd/adapters/contract"
 	"github.com/emitd/emitd/adapters/kafka"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
+	"github.com/emitd/emitd/adapters/tlsconfig/tlstest"
 	"github.com/emitd/emitd/domain"
 	"github.com/emitd/emitd/publisher"
 )
@@ -17,11 +20,30 @@ import (
 // The shared adapter contract, against one kfake cluster for the whole run.
 func TestContract(t *testing.T) {
 	brokers := kafkatest.Start(t)
-	const name = "kafka-kfake"
+	runContract(t, "kafka-kfake", kafka.Config{Brokers: brokers})
+}
+
+// The same contract once over TLS and SCRAM-SHA-512: what the security
+// settings change (the connection) must change nothing a user sees.
+func TestContractTLSAndSCRAM(t *testing.T) {
+	pki := tlstest.New(t)
+	brokers := secureCluster(t, pki)
+	u := users[kafka.MechanismSCRAMSHA512]
+	runContract(t, "kafka-kfake-tls-scram", secureConfig(brokers, pki, kafka.MechanismSCRAMSHA512, u.pass),
+		kgo.DialTLSConfig(pki.ClientConfig()),
+		kgo.SASL(scram.Auth{User: u.user, Pass: u.pass}.AsSha512Mechanism()))
+}
+
+// runContract runs the shared adapter contract with base (brokers and
+// security); kopts are the same security for the franz-go clients that
+// create topics and read records natively.
+func runContract(t *testing.T, name string, base kafka.Config, kopts ...kgo.Opt) {
+	brokers := base.Brokers
+	withGroup := func(group string) kafka.Config { c := base; c.ConsumerGroup = group; return c }
 	contract.Run(t, contract.Factory{
 		Name: name,
 		NewPublisher: func(t *testing.T) message.Publisher {
-			p, err := kafka.NewPublisher(kafka.Config{Brokers: brokers}, logger)
+			p, err := kafka.NewPublisher(base, logger)
 			if err != nil {
 				t.Fatalf("[%s] NewPublisher: %v", name, err)
 			}
@@ -29,7 +51,7 @@ func TestContract(t *testing.T) {
 			return p
 		},
 		NewSubscriber: func(t *testing.T, group string) message.Subscriber {
-			s, err := kafka.NewSubscriber(kafka.Config{Brokers: brokers, ConsumerGroup: group}, logger)
+			s, err := kafka.NewSubscriber(withGroup(group), logger)
 			if err != nil {
 				t.Fatalf("[%s] NewSubscriber(%q): %v", name, group, err)
 			}
@@ -38,7 +60,7 @@ func TestContract(t *testing.T) {
 		},
 		NewTopic: func(t *testing.T) string {
 			topic := "emitd-test." + watermill.NewShortUUID()
-			createTopic(t, brokers, topic)
+			createTopic(t, brokers, topic, kopts...)
 			return topic
 		},
 	}, contract.Features{
@@ -50,13 +72,13 @@ func TestContract(t *testing.T) {
 		ExactlyOnce:    false, // at least once: an ack racing a close or rebalance is replayed
 		InFlight:       20,
 		NativeCheck: func(t *testing.T, topic string, sent []domain.Envelope) {
-			nativeCheck(t, name, brokers, topic, sent)
+			nativeCheck(t, name, brokers, topic, sent, kopts...)
 		},
 		CloudEvents: &contract.CloudEventsBinding{
 			// the Kafka binding's, as the spec writes it
 			Prefix: "ce_", Read: func(t *testing.T, topic string, n int) []contract.Native {
 				var out []contract.Native
-				for _, r := range readRecords(t, brokers, topic, n) {
+				for _, r := range readRecords(t, brokers, topic, n, kopts...) {
 					h := map[string]string{}
 					for _, hd := range r.Headers {
 						h[hd.Key] = string(hd.Value)
@@ -71,9 +93,9 @@ func TestContract(t *testing.T) {
 // nativeCheck reads the topic with franz-go, no Watermill: one record per
 // envelope, key = slot id, value = the entry JSON, metadata and UUID as
 // headers; each slot's records in publish order.
-func nativeCheck(t *testing.T, name string, brokers []string, topic string, sent []domain.Envelope) {
+func nativeCheck(t *testing.T, name string, brokers []string, topic string, sent []domain.Envelope, kopts ...kgo.Opt) {
 	t.Helper()
-	recs := readRecords(t, brokers, topic, len(sent))
+	recs := readRecords(t, brokers, topic, len(sent), kopts...)
 	byID := map[string]int{}
 	for i, env := range sent {
 		byID[env.ID] = i

@@ -96,9 +96,9 @@ func receive(t testing.TB, ch <-chan *message.Message, what string) *message.Mes
 
 // createTopic creates topic with kafkatest.Partitions partitions, so that
 // consumer groups see every partition from the start.
-func createTopic(t testing.TB, brokers []string, topic string) {
+func createTopic(t testing.TB, brokers []string, topic string, opts ...kgo.Opt) {
 	t.Helper()
-	adm := newAdmin(t, brokers)
+	adm := newAdmin(t, brokers, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if _, err := adm.CreateTopic(ctx, kafkatest.Partitions, 1, nil, topic); err != nil {
@@ -106,9 +106,9 @@ func createTopic(t testing.TB, brokers []string, topic string) {
 	}
 }
 
-func newAdmin(t testing.TB, brokers []string) *kadm.Client {
+func newAdmin(t testing.TB, brokers []string, opts ...kgo.Opt) *kadm.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,11 +117,11 @@ func newAdmin(t testing.TB, brokers []string) *kadm.Client {
 }
 
 // readRecords reads n records of topic from the start with a plain franz-go
-// client: what any Kafka consumer sees.
-func readRecords(t testing.TB, brokers []string, topic string, n int) []*kgo.Record {
+// client (opts: its TLS and SASL): what any Kafka consumer sees.
+func readRecords(t testing.TB, brokers []string, topic string, n int, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,9 +53,12 @@ func NewPublisher(cfg Config, _ watermill.LoggerAdapter) (message.Publisher, err
 	if err := cfg.tune(sc); err != nil {
 		return nil, err
 	}
+	if err := cfg.preflight(sc); err != nil {
+		return nil, err
+	}
 	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
-		return nil, fmt.Errorf("kafka publisher: %w", err)
+		return nil, cfg.connectError(sc, err)
 	}
 	p, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {

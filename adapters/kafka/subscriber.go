@@ -56,6 +56,9 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (message.Subscrib
 	if err := cfg.tune(sc); err != nil {
 		return nil, err
 	}
+	if err := cfg.preflight(sc); err != nil {
+		return nil, err
+	}
 	if cfg.ConsumerGroup != "" {
 		return newGroupSubscriber(cfg, sc, logger), nil
 	}
@@ -69,7 +72,7 @@ func NewSubscriber(cfg Config, logger watermill.LoggerAdapter) (message.Subscrib
 	if err != nil {
 		return nil, fmt.Errorf("kafka subscriber: %w", err)
 	}
-	return &readerSubscriber{sub: sub}, nil
+	return &readerSubscriber{sub: sub, cfg: cfg, sc: sc}, nil
 }
 
 // readerSubscriber is watermill-kafka's subscriber for readers without group.
@@ -77,6 +80,8 @@ type readerSubscriber struct {
 	mu     sync.Mutex // serialises Subscribe and Close (watermill-kafka does not)
 	closed bool
 	sub    *kafka.Subscriber
+	cfg    Config
+	sc     *sarama.Config
 }
 
 func (s *readerSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
@@ -87,7 +92,7 @@ func (s *readerSubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 	}
 	ch, err := s.sub.Subscribe(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("kafka subscribe %s: %w", topic, err)
+		return nil, s.cfg.connectError(s.sc, err)
 	}
 	return ch, nil
 }
@@ -139,7 +144,7 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	}
 	cg, err := sarama.NewConsumerGroup(s.cfg.Brokers, s.cfg.ConsumerGroup, s.sc)
 	if err != nil {
-		return nil, fmt.Errorf("kafka subscribe %s: %w", topic, err)
+		return nil, s.cfg.connectError(s.sc, err)
 	}
 	s.groups = append(s.groups, cg)
 	ctx, cancel := context.WithCancel(ctx)

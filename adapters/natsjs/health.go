@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/emitd/emitd/configs/redact"
 )
 
 // Ping says whether the server answers for topic: the connection is up and
@@ -15,7 +13,7 @@ import (
 // (nats.go reconnects in the background) it fails at once.
 func (p *Publisher) Ping(ctx context.Context, topic string) error {
 	if !p.nc.IsConnected() {
-		return fmt.Errorf("nats: not connected to %s (%s)", redact.URL(p.cfg.URL), p.nc.Status())
+		return fmt.Errorf("nats: not connected to %s (%s)", p.cfg.addresses(), p.nc.Status())
 	}
 	if _, err := p.js.Stream(ctx, p.cfg.StreamName(topic)); err != nil {
 		return fmt.Errorf("nats: stream %s: %w", p.cfg.StreamName(topic), err)

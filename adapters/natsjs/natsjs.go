@@ -55,7 +55,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/emitd/emitd/configs/redact"
+	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/publisher"
 )
 
@@ -129,6 +129,22 @@ type Config struct {
 	// CloseTimeout bounds Close's wait for in-flight messages;
 	// DefaultCloseTimeout when zero.
 	CloseTimeout time.Duration
+
+	// Security (see security.go): how the connection authenticates, at
+	// most one of CredsFile, NkeySeedFile, User/Password, Token; and TLS.
+	//
+	// CredsFile is a .creds file (user JWT + nkey seed) for servers in
+	// operator mode.
+	CredsFile string
+	// NkeySeedFile holds a user nkey seed (SU...).
+	NkeySeedFile string
+	// User and Password replace any user:password@ of URL.
+	User     string
+	Password string
+	// Token replaces any token@ of URL.
+	Token string
+	// TLS is the tls section; TLS is also on with a tls:// URL.
+	TLS tlsconfig.Config
 
 	// NatsOptions are passed to nats.Connect (credentials, TLS, name ...),
 	// after the adapter's own (no reconnect buffer, reconnect for ever).
@@ -210,16 +226,20 @@ func connect(cfg Config) (*nats.Conn, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("natsjs: Config.URL is empty")
 	}
+	sec, err := cfg.securityOptions()
+	if err != nil {
+		return nil, err
+	}
 	opts := append([]nats.Option{
 		// Publishes while disconnected fail at once (see the package doc).
 		nats.ReconnectBufSize(-1),
 		nats.MaxReconnects(-1),
-	}, cfg.NatsOptions...)
-	nc, err := nats.Connect(cfg.URL, opts...)
+	}, sec...)
+	opts = append(opts, cfg.NatsOptions...)
+	nc, err := nats.Connect(cfg.connectURL(), opts...)
 	if err != nil {
-		// nats.go quotes a URL it cannot parse (net/url does), password
-		// and all: the message goes to logs.
-		return nil, fmt.Errorf("natsjs: connect to %s: %w", redact.URL(cfg.URL), redact.URLError(err, cfg.URL))
+		// Not the URL: it may carry a user and password or a token.
+		return nil, cfg.connectError(err)
 	}
 	return nc, nil
 }

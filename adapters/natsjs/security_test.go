@@ -1,0 +1,357 @@
+package natsjs_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/emitd/emitd/adapters/natsjs"
+	"github.com/emitd/emitd/adapters/tlsconfig"
+	"github.com/emitd/emitd/adapters/tlsconfig/tlstest"
+)
+
+// Known secrets: every error is searched for them.
+const (
+	natsPassword = "nats-s3cret-Pw"
+	natsToken    = "nats-t0ken-s3cret"
+)
+
+// startServer runs an in-process nats-server with JetStream on a free
+// loopback port, set up by mutate; it returns host:port.
+func startServer(t *testing.T, mutate func(*server.Options)) string {
+	t.Helper()
+	opts := &server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true,
+	}
+	if mutate != nil {
+		mutate(opts)
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv.Addr().String()
+}
+
+// roundTrip publishes one message through natsjs and receives it with a
+// group subscriber of the same configuration.
+func roundTrip(t *testing.T, cfg natsjs.Config) {
+	t.Helper()
+	topic := "secure." + uuid.NewString()[:8]
+	cfg.StreamPrefix, cfg.DeliverAll, cfg.MemoryStorage, cfg.Topics = "SEC_", true, true, []string{topic}
+	pub, err := natsjs.NewPublisher(cfg)
+	if err != nil {
+		t.Fatalf("NewPublisher: %v", err)
+	}
+	defer pub.Close()
+	sub, err := natsjs.NewSubscriber(cfg, "g")
+	if err != nil {
+		t.Fatalf("NewSubscriber: %v", err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ch, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	msg := message.NewMessage(uuid.NewString(), []byte(`{"hello":"secure"}`))
+	if err := pub.Publish(topic, msg); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	select {
+	case got := <-ch:
+		got.Ack()
+		if got.UUID != msg.UUID {
+			t.Fatalf("received %s, want %s", got.UUID, msg.UUID)
+		}
+	case <-ctx.Done():
+		t.Fatal("nothing received within a minute")
+	}
+}
+
+// connectErr connects with cfg, which must fail, and checks the error's
+// shape: a *natsjs.ConnectError naming nats and the address, never a
+// secret.
+func connectErr(t *testing.T, cfg natsjs.Config, addr string) (*natsjs.ConnectError, error) {
+	t.Helper()
+	_, err := natsjs.NewPublisher(cfg)
+	if err == nil {
+		t.Fatal("NewPublisher succeeded")
+	}
+	t.Log(err)
+	var ce *natsjs.ConnectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) is not a *natsjs.ConnectError", err, err)
+	}
+	if !strings.HasPrefix(err.Error(), "nats "+addr+": ") {
+		t.Errorf("error does not start with %q: %v", "nats "+addr+": ", err)
+	}
+	for _, secret := range []string{natsPassword, natsToken, "wrong-Pw", "wrong-t0ken", "SU"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error carries a secret (%q): %v", secret, err)
+		}
+	}
+	return ce, err
+}
+
+func want(t *testing.T, err error, s string) {
+	t.Helper()
+	if !strings.Contains(err.Error(), s) {
+		t.Errorf("error = %v\nwant it to contain %q", err, s)
+	}
+}
+
+func TestUserPassword(t *testing.T) {
+	addr := startServer(t, func(o *server.Options) { o.Username, o.Password = "emitd", natsPassword })
+	roundTrip(t, natsjs.Config{URL: "nats://" + addr, User: "emitd", Password: natsPassword})
+
+	t.Run("in the URL", func(t *testing.T) {
+		roundTrip(t, natsjs.Config{URL: "nats://emitd:" + natsPassword + "@" + addr})
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		ce, err := connectErr(t, natsjs.Config{URL: "nats://" + addr, User: "emitd", Password: "wrong-Pw"}, addr)
+		if !errors.Is(err, nats.ErrAuthorization) || ce.Step != "authentication" {
+			t.Errorf("step %q, err %v: want authentication, nats.ErrAuthorization", ce.Step, err)
+		}
+		want(t, err, `authentication (user "emitd") failed: the server refused the credentials`)
+	})
+	t.Run("wrong password in the URL", func(t *testing.T) {
+		_, err := connectErr(t, natsjs.Config{URL: "nats://emitd:wrong-Pw@" + addr}, addr)
+		want(t, err, `authentication (user "emitd" of the URL) failed`)
+	})
+	t.Run("the fields replace the URL's", func(t *testing.T) {
+		roundTrip(t, natsjs.Config{URL: "nats://emitd:wrong-Pw@" + addr, User: "emitd", Password: natsPassword})
+	})
+	t.Run("none", func(t *testing.T) {
+		_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr}, addr)
+		want(t, err, "authentication (no credentials) failed: the server requires credentials")
+	})
+}
+
+func TestToken(t *testing.T) {
+	addr := startServer(t, func(o *server.Options) { o.Authorization = natsToken })
+	roundTrip(t, natsjs.Config{URL: "nats://" + addr, Token: natsToken})
+	_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr, Token: "wrong-t0ken"}, addr)
+	if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("not nats.ErrAuthorization: %v", err)
+	}
+	want(t, err, "authentication (token) failed: the server refused the credentials")
+}
+
+func TestNkey(t *testing.T) {
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	file := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(file, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := startServer(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
+	roundTrip(t, natsjs.Config{URL: "nats://" + addr, NkeySeedFile: file})
+
+	other, _ := nkeys.CreateUser()
+	otherSeed, _ := other.Seed()
+	otherFile := filepath.Join(t.TempDir(), "other.nk")
+	if err := os.WriteFile(otherFile, otherSeed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr, NkeySeedFile: otherFile}, addr)
+	want(t, err, "authentication (nkey seed file "+otherFile+") failed: the server refused the credentials")
+
+	_, err = natsjs.NewPublisher(natsjs.Config{URL: "nats://" + addr, NkeySeedFile: filepath.Join(t.TempDir(), "missing.nk")})
+	if err == nil || !strings.HasPrefix(err.Error(), "nats.nkeySeedFile: ") {
+		t.Errorf("missing seed file: %v", err)
+	}
+}
+
+// operator is an operator-mode setup: the operator, a system account and
+// an account with JetStream, in the server's memory resolver.
+type operator struct {
+	claims   *jwt.OperatorClaims
+	okp      nkeys.KeyPair
+	resolver *server.MemAccResolver
+	sysPub   string
+}
+
+func newOperator(t *testing.T) *operator {
+	t.Helper()
+	okp, _ := nkeys.CreateOperator()
+	opub, _ := okp.PublicKey()
+	oc := jwt.NewOperatorClaims(opub)
+	ojwt, err := oc.Encode(okp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := jwt.DecodeOperatorClaims(ojwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := &operator{claims: claims, okp: okp, resolver: &server.MemAccResolver{}}
+	op.sysPub, _ = op.account(t, false)
+	return op
+}
+
+// account adds an account, with JetStream when js, and returns its public
+// key and key pair.
+func (op *operator) account(t *testing.T, js bool) (string, nkeys.KeyPair) {
+	t.Helper()
+	akp, _ := nkeys.CreateAccount()
+	apub, _ := akp.PublicKey()
+	ac := jwt.NewAccountClaims(apub)
+	if js {
+		ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	}
+	ajwt, err := ac.Encode(op.okp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.resolver.Store(apub, ajwt); err != nil {
+		t.Fatal(err)
+	}
+	return apub, akp
+}
+
+// creds writes a .creds file for a new user of the account akp.
+func creds(t *testing.T, akp nkeys.KeyPair, expires time.Time) string {
+	t.Helper()
+	ukp, _ := nkeys.CreateUser()
+	upub, _ := ukp.PublicKey()
+	useed, _ := ukp.Seed()
+	uc := jwt.NewUserClaims(upub)
+	if !expires.IsZero() {
+		uc.Expires = expires.Unix()
+	}
+	ujwt, err := uc.Encode(akp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := jwt.FormatUserConfig(ujwt, useed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "emitd.creds")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestCredsFile(t *testing.T) {
+	op := newOperator(t)
+	_, akp := op.account(t, true)
+	addr := startServer(t, func(o *server.Options) {
+		o.TrustedOperators = []*jwt.OperatorClaims{op.claims}
+		o.AccountResolver = op.resolver
+		o.SystemAccount = op.sysPub
+	})
+	roundTrip(t, natsjs.Config{URL: "nats://" + addr, CredsFile: creds(t, akp, time.Time{})})
+
+	t.Run("unknown account", func(t *testing.T) {
+		stranger, _ := nkeys.CreateAccount()
+		file := creds(t, stranger, time.Time{})
+		_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr, CredsFile: file}, addr)
+		if !errors.Is(err, nats.ErrAuthorization) {
+			t.Errorf("not nats.ErrAuthorization: %v", err)
+		}
+		want(t, err, "authentication (creds file "+file+") failed: the server refused the credentials")
+	})
+	t.Run("expired", func(t *testing.T) {
+		file := creds(t, akp, time.Now().Add(-time.Minute))
+		_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr, CredsFile: file}, addr)
+		want(t, err, "authentication (creds file "+file+") failed")
+	})
+	t.Run("missing file", func(t *testing.T) {
+		_, err := natsjs.NewPublisher(natsjs.Config{URL: "nats://" + addr, CredsFile: "/nonexistent/emitd.creds"})
+		if err == nil || !strings.HasPrefix(err.Error(), "nats.credsFile: open /nonexistent/emitd.creds") {
+			t.Errorf("missing creds file: %v", err)
+		}
+	})
+}
+
+func TestTLS(t *testing.T) {
+	pki := tlstest.New(t)
+	addr := startServer(t, func(o *server.Options) {
+		o.TLSConfig, o.TLS, o.TLSTimeout = pki.ServerConfig(false), true, 5
+		o.Username, o.Password = "emitd", natsPassword
+	})
+	roundTrip(t, natsjs.Config{URL: "tls://" + addr, TLS: tlsconfig.Config{CAFile: pki.CAFile}, User: "emitd", Password: natsPassword})
+	// nats:// is upgraded: the server announces TLS before any handshake.
+	roundTrip(t, natsjs.Config{URL: "nats://" + addr, TLS: tlsconfig.Config{CAFile: pki.CAFile}, User: "emitd", Password: natsPassword})
+
+	t.Run("unknown CA", func(t *testing.T) {
+		ce, err := connectErr(t, natsjs.Config{URL: "tls://" + addr, TLS: tlsconfig.Config{CAFile: tlstest.New(t).CAFile}, User: "emitd", Password: natsPassword}, addr)
+		if ce.Step != "TLS handshake" {
+			t.Errorf("step %q", ce.Step)
+		}
+		want(t, err, "TLS handshake failed: the server's certificate is signed by an unknown authority: set tls.caFile")
+	})
+	t.Run("system roots", func(t *testing.T) {
+		_, err := connectErr(t, natsjs.Config{URL: "tls://" + addr, User: "emitd", Password: natsPassword}, addr)
+		want(t, err, "TLS handshake failed: the server's certificate is signed by an unknown authority")
+	})
+	t.Run("wrong server name", func(t *testing.T) {
+		_, err := connectErr(t, natsjs.Config{URL: "tls://" + addr, TLS: tlsconfig.Config{CAFile: pki.CAFile, ServerName: "nats.example.com"}, User: "emitd", Password: natsPassword}, addr)
+		want(t, err, `TLS handshake failed: the server's certificate is not valid for "nats.example.com"`)
+	})
+	t.Run("wrong password over TLS", func(t *testing.T) {
+		_, err := connectErr(t, natsjs.Config{URL: "tls://emitd:wrong-Pw@" + addr, TLS: tlsconfig.Config{CAFile: pki.CAFile}}, addr)
+		want(t, err, "authentication (user \"emitd\" of the URL) failed: the server refused the credentials")
+	})
+	t.Run("server without TLS", func(t *testing.T) {
+		plain := startServer(t, nil)
+		_, err := connectErr(t, natsjs.Config{URL: "tls://" + plain, TLS: tlsconfig.Config{CAFile: pki.CAFile}}, plain)
+		if !errors.Is(err, nats.ErrSecureConnWanted) {
+			t.Errorf("not nats.ErrSecureConnWanted: %v", err)
+		}
+		want(t, err, "TLS handshake failed: the server does not offer TLS")
+	})
+}
+
+func TestMutualTLS(t *testing.T) {
+	pki := tlstest.New(t)
+	addr := startServer(t, func(o *server.Options) {
+		o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = pki.ServerConfig(true), true, true, 5
+	})
+	roundTrip(t, natsjs.Config{URL: "tls://" + addr, TLS: tlsconfig.Config{CAFile: pki.CAFile, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKeyFile}})
+	_, err := connectErr(t, natsjs.Config{URL: "tls://" + addr, TLS: tlsconfig.Config{CAFile: pki.CAFile}}, addr)
+	want(t, err, "TLS handshake failed: ")
+}
+
+func TestBadURLHidesItsSecrets(t *testing.T) {
+	_, err := natsjs.NewPublisher(natsjs.Config{URL: "nats://emitd:" + natsPassword + "@host:x"})
+	if err == nil || !strings.HasPrefix(err.Error(), "nats.url: invalid URL: ") || strings.Contains(err.Error(), natsPassword) {
+		t.Errorf("bad URL: %v", err)
+	}
+}
+
+func TestSecurityProblems(t *testing.T) {
+	p := natsjs.Config{CredsFile: "a.creds", Token: "x"}.Problems("brokers.nats")
+	if len(p) != 1 || !strings.Contains(p[0], "brokers.nats.credsFile and brokers.nats.token are set") {
+		t.Errorf("Problems = %q", p)
+	}
+	if p := (natsjs.Config{Password: "x"}).Problems("brokers.nats"); len(p) != 1 || !strings.Contains(p[0], "brokers.nats.password is set without brokers.nats.user") {
+		t.Errorf("Problems = %q", p)
+	}
+	if p := (natsjs.Config{User: "u", Password: "p", TLS: tlsconfig.Config{CAFile: "ca.pem"}}).Problems("brokers.nats"); len(p) != 0 {
+		t.Errorf("Problems of a good section = %q", p)
+	}
+}
