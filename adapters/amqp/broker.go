@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/emitd/emitd/adapters/broker"
+	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/configs"
 )
 
@@ -34,6 +35,15 @@ type Section struct {
 	// Prefetch is how many unacknowledged commands the broker sends ahead.
 	// Default: router.maxInFlight.
 	Prefetch int `yaml:"prefetch"`
+	// User and Password, when set, replace the URL's user information, so
+	// that the URL can stay in the file and the password come from
+	// ${VAR} or passwordFile.
+	User         string `yaml:"user"`
+	Password     string `yaml:"password" secret:"true"`
+	PasswordFile string `yaml:"passwordFile" file:"true"`
+	// TLS applies with an amqps:// URL: caFile for a private CA,
+	// certFile/keyFile for mutual TLS, serverName.
+	TLS tlsconfig.Config `yaml:"tls"`
 }
 
 // SectionOf is cfg's brokers.amqp, nil when there is none.
@@ -55,6 +65,8 @@ func (a *Section) Validate(c *configs.Config, add func(string, string, ...any)) 
 		// Not quoted: it may hold a password.
 		add("brokers.amqp.url", "want amqp://user:password@host:5672/vhost (or amqps://); the value is not shown (it may hold a password)")
 	}
+	tlsconfig.AddProblems(Config{URL: a.URL, User: a.User, Password: a.Password, TLS: a.TLS}.Problems("brokers.amqp"), add)
+	a.TLS.CheckFiles("brokers.amqp.tls", add)
 	if a.Prefetch < 0 {
 		add("brokers.amqp.prefetch", "must be 0 (default router.maxInFlight) or more, got %d", a.Prefetch)
 	}
@@ -83,6 +95,7 @@ func open(_ context.Context, cfg *configs.Config, logger watermill.LoggerAdapter
 	// bound a queue for is dropped (a queue of emitd's that nobody reads
 	// would only grow); envelopes and dead letters wait until bound.
 	acfg := Config{URL: a.URL, Exchange: a.Exchange, Prefetch: a.Prefetch, Logger: logger,
+		User: a.User, Password: a.Password, TLS: a.TLS,
 		DropUnroutable: []string{cfg.Commands.ResultsTopic}}
 	pub, err := NewPublisher(acfg)
 	if err != nil {

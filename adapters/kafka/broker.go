@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/emitd/emitd/adapters/broker"
+	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/configs"
 )
 
@@ -56,6 +57,20 @@ type Section struct {
 	// ReplicationFactor of topics emitd creates. Default 1: set 3 on a
 	// production cluster.
 	ReplicationFactor int `yaml:"replicationFactor"`
+	// TLS: tls.enabled (the system's roots; MSK, Confluent Cloud) or any of
+	// caFile, certFile/keyFile (mutual TLS), serverName. insecureSkipVerify
+	// is for tests only.
+	TLS tlsconfig.Config `yaml:"tls"`
+	// SASL: mechanism PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (username,
+	// password or passwordFile) or AWS_MSK_IAM (the AWS SDK's credentials;
+	// region from the broker host names, sasl.region or AWS_REGION).
+	SASL SASL `yaml:"sasl"`
+}
+
+// adapterConfig is the adapter's configuration of this section, shared by
+// every client: publisher, subscribers and the admin client.
+func (k *Section) adapterConfig() Config {
+	return Config{Brokers: k.Brokers, ClientID: k.ClientID, KafkaVersion: k.Version, TLS: k.TLS, SASL: k.SASL}
 }
 
 // SectionOf is cfg's brokers.kafka, nil when there is none.
@@ -97,6 +112,8 @@ func (k *Section) Validate(c *configs.Config, add func(string, string, ...any)) 
 	if !k.CreateIfMissing && (k.Partitions != 0 || k.ReplicationFactor != 0) {
 		add("brokers.kafka.createIfMissing", "false, but partitions/replicationFactor are set: they only apply to topics emitd creates; set createIfMissing: true or remove them")
 	}
+	tlsconfig.AddProblems(k.adapterConfig().Problems("brokers.kafka"), add)
+	k.TLS.CheckFiles("brokers.kafka.tls", add)
 	for _, t := range configs.TopicsOn(c, BrokerName) {
 		if !kafkaTopic.MatchString(t.Name) || t.Name == "." || t.Name == ".." {
 			add(t.Path, "%q is not a valid Kafka topic name: 1 to 249 of letters, digits, '.', '_', '-'", t.Name)
@@ -113,9 +130,14 @@ type kafkaBroker struct {
 
 func open(_ context.Context, cfg *configs.Config, logger watermill.LoggerAdapter) (broker.Broker, error) {
 	k := SectionOf(cfg)
-	kcfg := Config{Brokers: k.Brokers, ClientID: k.ClientID, KafkaVersion: k.Version}
+	kcfg := k.adapterConfig()
 	pub, err := NewPublisher(kcfg, logger)
 	if err != nil {
+		// A *ConnectError names the brokers and the step already.
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w (brokers.kafka.brokers: %s)", err, strings.Join(k.Brokers, ", "))
 	}
 	return &kafkaBroker{cfg: cfg, kcfg: kcfg, pub: pub, logger: logger}, nil
@@ -154,22 +176,12 @@ func (b *kafkaBroker) Subscriber(opts broker.SubscribeOptions) (message.Subscrib
 // topic name would go unnoticed.
 func (b *kafkaBroker) EnsureTopics(_ context.Context, topics ...string) error {
 	// Sarama takes no context: its dial and read timeouts bound each call.
+	// The admin client shares the publisher's settings, TLS and SASL
+	// included; its errors name the brokers and the step that failed.
 	k := SectionOf(b.cfg)
-	sc := sarama.NewConfig()
-	sc.ClientID = "emitd"
-	if k.ClientID != "" {
-		sc.ClientID = k.ClientID
-	}
-	if k.Version != "" {
-		v, err := sarama.ParseKafkaVersion(k.Version)
-		if err != nil {
-			return fmt.Errorf("brokers.kafka.version: %w", err)
-		}
-		sc.Version = v
-	}
-	admin, err := sarama.NewClusterAdmin(k.Brokers, sc)
+	admin, err := b.kcfg.NewClusterAdmin()
 	if err != nil {
-		return fmt.Errorf("kafka: connect to %s: %w", strings.Join(k.Brokers, ", "), err)
+		return err
 	}
 	defer admin.Close()
 	existing, err := admin.ListTopics()

@@ -41,6 +41,9 @@ type SASL struct {
 	// key and its secret).
 	Username string `yaml:"username"`
 	Password string `yaml:"password" secret:"true"`
+	// PasswordFile is a file holding the password (a mounted secret), read
+	// at start instead of Password.
+	PasswordFile string `yaml:"passwordFile" file:"true"`
 	// Region of the MSK cluster for AWS_MSK_IAM (the token is signed for
 	// it). When empty: the region in the brokers' host names
 	// (b-1.x.y.kafka.eu-west-1.amazonaws.com), else the AWS SDK's

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/emitd/emitd/adapters/broker"
+	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/configs"
 )
 
@@ -29,12 +30,12 @@ func init() {
 	broker.Register(broker.Spec{Name: EmbeddedName, Commands: true, Events: true, Implicit: true,
 		NewSection: func() configs.BrokerSection { return new(EmbeddedSection) },
 		Open: func(_ context.Context, cfg *configs.Config, logger watermill.LoggerAdapter) (broker.Broker, error) {
-			return openNATS(EmbeddedName, EmbeddedSectionOf(cfg).URL(), logger)
+			return openNATS(EmbeddedName, Config{URL: EmbeddedSectionOf(cfg).URL(), Logger: logger})
 		}})
 	broker.Register(broker.Spec{Name: NATSName, Commands: true, Events: true,
 		NewSection: func() configs.BrokerSection { return new(NATSSection) },
 		Open: func(_ context.Context, cfg *configs.Config, logger watermill.LoggerAdapter) (broker.Broker, error) {
-			return openNATS(NATSName, NATSSectionOf(cfg).URL, logger)
+			return openNATS(NATSName, NATSSectionOf(cfg).adapterConfig(logger))
 		}})
 }
 
@@ -89,6 +90,26 @@ type NATSSection struct {
 	URL string `yaml:"url" secret:"url"`
 	// URLFile is a file holding brokers.nats.url (a mounted secret), read at start.
 	URLFile string `yaml:"urlFile" file:"true"`
+	// At most one way to log in, given apart from the URL (they replace
+	// its user information): a creds file (user JWT and nkey seed, as
+	// `nsc` writes it; NGS, operator-mode servers), an nkey seed file, a
+	// user and password, or a token.
+	CredsFile    string `yaml:"credsFile" file:"true"`
+	NkeySeedFile string `yaml:"nkeySeedFile" file:"true"`
+	User         string `yaml:"user"`
+	Password     string `yaml:"password" secret:"true"`
+	PasswordFile string `yaml:"passwordFile" file:"true"`
+	Token        string `yaml:"token" secret:"true"`
+	TokenFile    string `yaml:"tokenFile" file:"true"`
+	// TLS: on with a tls:// URL or any field here (caFile for a private
+	// CA, certFile/keyFile for mutual TLS, serverName).
+	TLS tlsconfig.Config `yaml:"tls"`
+}
+
+// adapterConfig is the adapter's configuration of this section.
+func (n *NATSSection) adapterConfig(logger watermill.LoggerAdapter) Config {
+	return Config{URL: n.URL, Logger: logger, CredsFile: n.CredsFile, NkeySeedFile: n.NkeySeedFile,
+		User: n.User, Password: n.Password, Token: n.Token, TLS: n.TLS}
 }
 
 // NATSSectionOf is cfg's brokers.nats, nil when there is none.
@@ -108,6 +129,8 @@ func (n *NATSSection) Validate(c *configs.Config, add func(string, string, ...an
 		// Not quoted: it may hold a password.
 		add("brokers.nats.url", "want nats://host:port (or tls://, ws://, wss://); the value is not shown (it may hold a password)")
 	}
+	tlsconfig.AddProblems(n.adapterConfig(nil).Problems("brokers.nats"), add)
+	n.TLS.CheckFiles("brokers.nats.tls", add)
 	validateJetStream(c, NATSName, add)
 }
 
@@ -153,12 +176,12 @@ type natsBroker struct {
 	pub  *Publisher
 }
 
-func openNATS(name, url string, logger watermill.LoggerAdapter) (broker.Broker, error) {
-	cfg := Config{URL: url, Logger: logger, NatsOptions: []nats.Option{nats.Name("emitd")}}
+func openNATS(name string, cfg Config) (broker.Broker, error) {
+	cfg.NatsOptions = []nats.Option{nats.Name("emitd")}
 	pub, err := NewPublisher(cfg)
 	if err != nil {
 		if name == EmbeddedName && errors.Is(err, nats.ErrNoServers) {
-			return nil, fmt.Errorf("cannot reach the embedded broker at %s: is `emitd serve` running with this configuration? (%w)", url, err)
+			return nil, fmt.Errorf("cannot reach the embedded broker at %s: is `emitd serve` running with this configuration? (%w)", cfg.URL, err)
 		}
 		return nil, err
 	}

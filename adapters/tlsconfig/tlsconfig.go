@@ -213,3 +213,35 @@ func explainAlert(a tls.AlertError) string {
 		return "the server refused the TLS handshake: " + a.Error()
 	}
 }
+
+// AddProblems hands problems as Problems (and the adapters' Problems
+// methods) write them, "<field path> <message>", to a configuration
+// validator's add, which writes "<field path>: <message>".
+func AddProblems(problems []string, add func(path, format string, args ...any)) {
+	for _, p := range problems {
+		path, msg, _ := strings.Cut(p, " ")
+		add(path, "%s", msg)
+	}
+}
+
+// CheckFiles reports, for `config validate`, what Build finds wrong in the
+// section's files (a CA file without a certificate, a key that does not
+// match its certificate), under path (e.g. "brokers.kafka.tls"). A file
+// that cannot be read at all is left to the configuration's own file check,
+// which names its field, so that one mistake is one line.
+func (c Config) CheckFiles(path string, add func(path, format string, args ...any)) {
+	if !c.On() || len(c.Problems(path)) > 0 {
+		return
+	}
+	for _, f := range []string{c.CAFile, c.CertFile, c.KeyFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.ReadFile(f); err != nil {
+			return
+		}
+	}
+	if _, err := c.Build(); err != nil {
+		add(path, "%s", strings.TrimPrefix(err.Error(), "tls."))
+	}
+}
