@@ -505,10 +505,11 @@ func server(cfg *configs.Config, broker string) (obj, error) {
 		return obj{"host": e.Addr(), "protocol": "nats",
 			"description": "emitd's embedded NATS JetStream broker (loopback only); one stream EMITD_<topic> per topic"}, nil
 	case natsjs.NATSName:
-		urls := strings.Split(natsjs.NATSSectionOf(cfg).URL, ",")
+		n := natsjs.NATSSectionOf(cfg)
+		urls := strings.Split(n.URL, ",")
 		host, scheme := hostOf(urls[0])
 		s := obj{"host": host, "protocol": "nats", "description": "NATS JetStream; one stream EMITD_<topic> per topic"}
-		if scheme == "tls" {
+		if scheme == "tls" || n.TLS.On() {
 			s["description"] = "NATS JetStream over TLS; one stream EMITD_<topic> per topic"
 		}
 		if len(urls) > 1 {
@@ -518,6 +519,9 @@ func server(cfg *configs.Config, broker string) (obj, error) {
 	case kafka.BrokerName:
 		k := kafka.SectionOf(cfg)
 		s := obj{"host": k.Brokers[0], "protocol": "kafka", "description": "Kafka; bootstrap brokers " + strings.Join(k.Brokers, ", ")}
+		if k.TLS.On() {
+			s["protocol"] = "kafka-secure" // AsyncAPI's name for Kafka over TLS
+		}
 		if k.Version != "" {
 			s["protocolVersion"] = k.Version
 		}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/emitd/emitd/adapters/kafka"
+	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/cmd/emitd/internal/brokers"
 	"github.com/emitd/emitd/cmd/emitd/internal/catalog"
 	"github.com/emitd/emitd/cmd/emitd/internal/catalog/catalogtest"
@@ -468,4 +470,37 @@ func loneSurrogate(in string) bool {
 	}
 	b, _ := json.Marshal(v)
 	return strings.Contains(string(b), "\ufffd") && !strings.Contains(strings.ToLower(in), "\\ufffd") && !strings.ContainsRune(in, utf8.RuneError)
+}
+
+// A broker reached over TLS is described as such: AsyncAPI names Kafka
+// over TLS kafka-secure, and a consumer's tools pick their client by it.
+func TestSecureServers(t *testing.T) {
+	server := func(cfg *configs.Config) map[string]any {
+		var doc struct {
+			Servers map[string]map[string]any `json:"servers"`
+		}
+		if err := json.Unmarshal(newCatalog(t, cfg).AsyncAPI(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Servers) != 1 {
+			t.Fatalf("servers: %v", doc.Servers)
+		}
+		for _, s := range doc.Servers {
+			return s
+		}
+		return nil
+	}
+	k := variant{name: "kafka", file: "kafka.yaml"}.config(t)
+	if p := server(k)["protocol"]; p != "kafka" {
+		t.Errorf("plain Kafka: protocol %v", p)
+	}
+	kafka.SectionOf(k).TLS.Enabled = true
+	if p := server(k)["protocol"]; p != "kafka-secure" {
+		t.Errorf("Kafka over TLS: protocol %v, want kafka-secure", p)
+	}
+	n := variant{name: "nats", file: "nats.yaml"}.config(t)
+	natsjs.NATSSectionOf(n).TLS.CAFile = "/etc/emitd/nats-ca.pem"
+	if d, _ := server(n)["description"].(string); !strings.Contains(d, "over TLS") {
+		t.Errorf("NATS with a tls section: description %q", d)
+	}
 }
