@@ -47,7 +47,7 @@ func (c Config) Problems(path string) []string {
 		}
 	}
 	if len(ways) > 1 {
-		out = append(out, strings.Join(ways, " and ")+" are set: a NATS connection authenticates one way; keep one")
+		out = append(out, ways[0]+" is set together with "+strings.Join(ways[1:], " and ")+": a NATS connection authenticates one way; keep one")
 	}
 	if c.Password != "" && c.User == "" {
 		out = append(out, path+".password is set without "+path+".user")

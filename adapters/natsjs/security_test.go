@@ -345,7 +345,7 @@ func TestBadURLHidesItsSecrets(t *testing.T) {
 
 func TestSecurityProblems(t *testing.T) {
 	p := natsjs.Config{CredsFile: "a.creds", Token: "x"}.Problems("brokers.nats")
-	if len(p) != 1 || !strings.Contains(p[0], "brokers.nats.credsFile and brokers.nats.token are set") {
+	if len(p) != 1 || !strings.Contains(p[0], "brokers.nats.credsFile is set together with brokers.nats.token") {
 		t.Errorf("Problems = %q", p)
 	}
 	if p := (natsjs.Config{Password: "x"}).Problems("brokers.nats"); len(p) != 1 || !strings.Contains(p[0], "brokers.nats.password is set without brokers.nats.user") {
