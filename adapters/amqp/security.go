@@ -14,6 +14,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/emitd/emitd/adapters/tlsconfig"
+	"github.com/emitd/emitd/configs/redact"
 )
 
 // Security settings of Config:
@@ -56,7 +57,9 @@ func (c Config) dialConfig() (*amqp091.Config, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("amqp.url: invalid URL: %w", err)
+		// The bad escape it quotes may be a piece of the password: the
+		// URL is named by its shape, the escape not at all.
+		return nil, fmt.Errorf("amqp %s: invalid URL: %w", redact.URL(c.URL), redact.URLError(err, c.URL))
 	}
 	ac := &amqp091.Config{Locale: "en_US", Properties: amqp091.Table{"connection_name": "emitd"}}
 	if c.TLS.On() {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/emitd/emitd/adapters/tlsconfig"
+	"github.com/emitd/emitd/configs/redact"
 )
 
 // Security settings of Config (one way to authenticate at most):
@@ -69,7 +70,9 @@ func (c Config) securityOptions() ([]nats.Option, error) {
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			return nil, fmt.Errorf("nats.url: invalid URL: %w", err)
+			// The bad escape it quotes may be a piece of the password or
+			// token: the URL is named by its shape, the escape not at all.
+			return nil, fmt.Errorf("nats %s: invalid URL: %w", redact.URL(p), redact.URLError(err, p))
 		}
 	}
 	var opts []nats.Option
@@ -215,6 +218,11 @@ func (c Config) connectError(err error) error {
 	switch {
 	case !closed && tlsconfig.Explain(err) != "":
 		e.Step, e.Reason = "TLS handshake", tlsconfig.Explain(err)
+	case errors.Is(err, nats.ErrTLS):
+		// nats.go's mark for a connection closed right after a completed
+		// handshake (read EOF, or a broken pipe on the first write, by
+		// timing): the server took the handshake and then refused us.
+		e.Step, e.Reason = "TLS handshake", "the server closed the connection right after the TLS handshake: this points to a client certificate it refused or wanted (tls.certFile, tls.keyFile)"
 	case errors.Is(err, nats.ErrSecureConnWanted):
 		e.Step, e.Reason = "TLS handshake", "the server does not offer TLS: use its TLS listener, or turn TLS off (nats:// URL, no tls settings)"
 	case errors.Is(err, nats.ErrSecureConnRequired):

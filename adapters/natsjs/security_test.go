@@ -338,7 +338,7 @@ func TestMutualTLS(t *testing.T) {
 
 func TestBadURLHidesItsSecrets(t *testing.T) {
 	_, err := natsjs.NewPublisher(natsjs.Config{URL: "nats://emitd:" + natsPassword + "@host:x"})
-	if err == nil || !strings.HasPrefix(err.Error(), "nats.url: invalid URL: ") || strings.Contains(err.Error(), natsPassword) {
+	if err == nil || !strings.HasPrefix(err.Error(), "nats nats://emitd:xxxxx@host:x: invalid URL: ") || strings.Contains(err.Error(), natsPassword) {
 		t.Errorf("bad URL: %v", err)
 	}
 }
