@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/emitd/emitd/adapters/tlsconfig"
+	"github.com/emitd/emitd/configs/redact"
 )
 
 // Security settings of Config (one way to authenticate at most):
@@ -63,13 +64,9 @@ func (c Config) securityOptions() ([]nats.Option, error) {
 	}
 	for _, p := range strings.Split(c.URL, ",") {
 		if _, err := url.Parse(strings.TrimSpace(p)); err != nil {
-			// net/url's errors quote the whole URL, password or token
-			// included: keep only what is wrong.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			return nil, fmt.Errorf("nats.url: invalid URL: %w", err)
+			// net/url's errors quote the whole URL, or pieces of it that
+			// may be pieces of a password or token: none of it is shown.
+			return nil, fmt.Errorf("nats.url: invalid URL: %w", redact.ParseError(err))
 		}
 	}
 	var opts []nats.Option
