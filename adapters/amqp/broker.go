@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -99,7 +100,7 @@ func open(_ context.Context, cfg *configs.Config, logger watermill.LoggerAdapter
 		DropUnroutable: []string{cfg.Commands.ResultsTopic}}
 	pub, err := NewPublisher(acfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w (brokers.amqp.url)", err)
+		return nil, acfg.namingField(err)
 	}
 	return &amqpBroker{cfg: cfg, acfg: acfg, pub: pub}, nil
 }
@@ -153,7 +154,7 @@ func (b *amqpBroker) EnsureTopics(_ context.Context, topics ...string) error {
 	for topic, group := range groups {
 		sub, err := NewSubscriber(b.acfg, group)
 		if err != nil {
-			return fmt.Errorf("%w (brokers.amqp.url)", err)
+			return b.acfg.namingField(err)
 		}
 		err = sub.SubscribeInitialize(topic)
 		sub.Close()
@@ -162,4 +163,22 @@ func (b *amqpBroker) EnsureTopics(_ context.Context, topics ...string) error {
 		}
 	}
 	return nil
+}
+
+// namingField adds the setting a failure to connect points to: the URL,
+// but the tls section for a failed handshake and the user and password
+// fields for a refused login they gave (naming the URL there sends the
+// operator to a value that is not the one refused).
+func (c Config) namingField(err error) error {
+	field := "brokers.amqp.url"
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		switch {
+		case ce.Step == "TLS handshake":
+			field = "brokers.amqp.tls"
+		case ce.Step == "authentication" && c.User != "":
+			field = "brokers.amqp.user and brokers.amqp.password"
+		}
+	}
+	return fmt.Errorf("%w (%s)", err, field)
 }

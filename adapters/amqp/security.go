@@ -52,14 +52,9 @@ func (c Config) dialConfig() (*amqp091.Config, error) {
 		return nil, errors.New(p[0])
 	}
 	if _, err := amqp091.ParseURI(c.URL); err != nil {
-		// net/url's errors quote the whole URL, password included.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		// The bad escape it quotes may be a piece of the password: the
-		// URL is named by its shape, the escape not at all.
-		return nil, fmt.Errorf("amqp %s: invalid URL: %w", redact.URL(c.URL), redact.URLError(err, c.URL))
+		// net/url's errors quote the whole URL, or pieces of it that
+		// may be pieces of the password: none of it is shown.
+		return nil, fmt.Errorf("amqp.url: invalid URL: %w", redact.ParseError(err))
 	}
 	ac := &amqp091.Config{Locale: "en_US", Properties: amqp091.Table{"connection_name": "emitd"}}
 	if c.TLS.On() {

@@ -12,7 +12,6 @@ import (
 	"github.com/Shopify/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/emitd/emitd/adapters/kafka"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
@@ -31,11 +30,11 @@ var users = map[string]struct{ user, pass string }{
 // pki) and wants a SASL login, with one user per mechanism.
 func secureCluster(t *testing.T, pki *tlstest.PKI) []string {
 	t.Helper()
-	opts := []kfake.Opt{kfake.TLS(pki.ServerConfig(false)), kfake.EnableSASL()}
+	var logins []kafkatest.Login
 	for mech, u := range users {
-		opts = append(opts, kfake.Superuser(mech, u.user, u.pass))
+		logins = append(logins, kafkatest.Login{Mechanism: mech, User: u.user, Password: u.pass})
 	}
-	return kafkatest.StartCluster(t, opts...).ListenAddrs()
+	return kafkatest.StartSecure(t, pki, logins...)
 }
 
 func secureConfig(brokers []string, pki *tlstest.PKI, mech, pass string) kafka.Config {

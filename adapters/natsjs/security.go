@@ -64,15 +64,9 @@ func (c Config) securityOptions() ([]nats.Option, error) {
 	}
 	for _, p := range strings.Split(c.URL, ",") {
 		if _, err := url.Parse(strings.TrimSpace(p)); err != nil {
-			// net/url's errors quote the whole URL, password or token
-			// included: keep only what is wrong.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			// The bad escape it quotes may be a piece of the password or
-			// token: the URL is named by its shape, the escape not at all.
-			return nil, fmt.Errorf("nats %s: invalid URL: %w", redact.URL(p), redact.URLError(err, p))
+			// net/url's errors quote the whole URL, or pieces of it that
+			// may be pieces of a password or token: none of it is shown.
+			return nil, fmt.Errorf("nats.url: invalid URL: %w", redact.ParseError(err))
 		}
 	}
 	var opts []nats.Option

@@ -11,12 +11,12 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
 	"github.com/emitd/emitd/adapters/natsjs"
+	"github.com/emitd/emitd/adapters/natsjs/natstest"
 	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/adapters/tlsconfig/tlstest"
 )
@@ -26,30 +26,6 @@ const (
 	natsPassword = "nats-s3cret-Pw"
 	natsToken    = "nats-t0ken-s3cret"
 )
-
-// startServer runs an in-process nats-server with JetStream on a free
-// loopback port, set up by mutate; it returns host:port.
-func startServer(t *testing.T, mutate func(*server.Options)) string {
-	t.Helper()
-	opts := &server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT,
-		JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true,
-	}
-	if mutate != nil {
-		mutate(opts)
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("nats-server: %v", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv.Addr().String()
-}
 
 // roundTrip publishes one message through natsjs and receives it with a
 // group subscriber of the same configuration.
@@ -121,7 +97,7 @@ func want(t *testing.T, err error, s string) {
 }
 
 func TestUserPassword(t *testing.T) {
-	addr := startServer(t, func(o *server.Options) { o.Username, o.Password = "emitd", natsPassword })
+	addr := natstest.StartServer(t, func(o *server.Options) { o.Username, o.Password = "emitd", natsPassword })
 	roundTrip(t, natsjs.Config{URL: "nats://" + addr, User: "emitd", Password: natsPassword})
 
 	t.Run("in the URL", func(t *testing.T) {
@@ -148,7 +124,7 @@ func TestUserPassword(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	addr := startServer(t, func(o *server.Options) { o.Authorization = natsToken })
+	addr := natstest.StartServer(t, func(o *server.Options) { o.Authorization = natsToken })
 	roundTrip(t, natsjs.Config{URL: "nats://" + addr, Token: natsToken})
 	_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr, Token: "wrong-t0ken"}, addr)
 	if !errors.Is(err, nats.ErrAuthorization) {
@@ -165,7 +141,7 @@ func TestNkey(t *testing.T) {
 	if err := os.WriteFile(file, seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := startServer(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
+	addr := natstest.StartServer(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
 	roundTrip(t, natsjs.Config{URL: "nats://" + addr, NkeySeedFile: file})
 
 	other, _ := nkeys.CreateUser()
@@ -183,91 +159,15 @@ func TestNkey(t *testing.T) {
 	}
 }
 
-// operator is an operator-mode setup: the operator, a system account and
-// an account with JetStream, in the server's memory resolver.
-type operator struct {
-	claims   *jwt.OperatorClaims
-	okp      nkeys.KeyPair
-	resolver *server.MemAccResolver
-	sysPub   string
-}
-
-func newOperator(t *testing.T) *operator {
-	t.Helper()
-	okp, _ := nkeys.CreateOperator()
-	opub, _ := okp.PublicKey()
-	oc := jwt.NewOperatorClaims(opub)
-	ojwt, err := oc.Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims, err := jwt.DecodeOperatorClaims(ojwt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := &operator{claims: claims, okp: okp, resolver: &server.MemAccResolver{}}
-	op.sysPub, _ = op.account(t, false)
-	return op
-}
-
-// account adds an account, with JetStream when js, and returns its public
-// key and key pair.
-func (op *operator) account(t *testing.T, js bool) (string, nkeys.KeyPair) {
-	t.Helper()
-	akp, _ := nkeys.CreateAccount()
-	apub, _ := akp.PublicKey()
-	ac := jwt.NewAccountClaims(apub)
-	if js {
-		ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
-	}
-	ajwt, err := ac.Encode(op.okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := op.resolver.Store(apub, ajwt); err != nil {
-		t.Fatal(err)
-	}
-	return apub, akp
-}
-
-// creds writes a .creds file for a new user of the account akp.
-func creds(t *testing.T, akp nkeys.KeyPair, expires time.Time) string {
-	t.Helper()
-	ukp, _ := nkeys.CreateUser()
-	upub, _ := ukp.PublicKey()
-	useed, _ := ukp.Seed()
-	uc := jwt.NewUserClaims(upub)
-	if !expires.IsZero() {
-		uc.Expires = expires.Unix()
-	}
-	ujwt, err := uc.Encode(akp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := jwt.FormatUserConfig(ujwt, useed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "emitd.creds")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file
-}
-
 func TestCredsFile(t *testing.T) {
-	op := newOperator(t)
-	_, akp := op.account(t, true)
-	addr := startServer(t, func(o *server.Options) {
-		o.TrustedOperators = []*jwt.OperatorClaims{op.claims}
-		o.AccountResolver = op.resolver
-		o.SystemAccount = op.sysPub
-	})
-	roundTrip(t, natsjs.Config{URL: "nats://" + addr, CredsFile: creds(t, akp, time.Time{})})
+	op := natstest.NewOperator(t)
+	_, akp := op.Account(t, true)
+	addr := natstest.StartServer(t, op.Trust)
+	roundTrip(t, natsjs.Config{URL: "nats://" + addr, CredsFile: natstest.Creds(t, akp, time.Time{})})
 
 	t.Run("unknown account", func(t *testing.T) {
 		stranger, _ := nkeys.CreateAccount()
-		file := creds(t, stranger, time.Time{})
+		file := natstest.Creds(t, stranger, time.Time{})
 		_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr, CredsFile: file}, addr)
 		if !errors.Is(err, nats.ErrAuthorization) {
 			t.Errorf("not nats.ErrAuthorization: %v", err)
@@ -275,7 +175,7 @@ func TestCredsFile(t *testing.T) {
 		want(t, err, "authentication (creds file "+file+") failed: the server refused the credentials")
 	})
 	t.Run("expired", func(t *testing.T) {
-		file := creds(t, akp, time.Now().Add(-time.Minute))
+		file := natstest.Creds(t, akp, time.Now().Add(-time.Minute))
 		_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr, CredsFile: file}, addr)
 		want(t, err, "authentication (creds file "+file+") failed")
 	})
@@ -289,7 +189,7 @@ func TestCredsFile(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	pki := tlstest.New(t)
-	addr := startServer(t, func(o *server.Options) {
+	addr := natstest.StartServer(t, func(o *server.Options) {
 		o.TLSConfig, o.TLS, o.TLSTimeout = pki.ServerConfig(false), true, 5
 		o.Username, o.Password = "emitd", natsPassword
 	})
@@ -317,7 +217,7 @@ func TestTLS(t *testing.T) {
 		want(t, err, "authentication (user \"emitd\" of the URL) failed: the server refused the credentials")
 	})
 	t.Run("server without TLS", func(t *testing.T) {
-		plain := startServer(t, nil)
+		plain := natstest.StartServer(t, nil)
 		_, err := connectErr(t, natsjs.Config{URL: "tls://" + plain, TLS: tlsconfig.Config{CAFile: pki.CAFile}}, plain)
 		if !errors.Is(err, nats.ErrSecureConnWanted) {
 			t.Errorf("not nats.ErrSecureConnWanted: %v", err)
@@ -328,7 +228,7 @@ func TestTLS(t *testing.T) {
 
 func TestMutualTLS(t *testing.T) {
 	pki := tlstest.New(t)
-	addr := startServer(t, func(o *server.Options) {
+	addr := natstest.StartServer(t, func(o *server.Options) {
 		o.TLSConfig, o.TLS, o.TLSVerify, o.TLSTimeout = pki.ServerConfig(true), true, true, 5
 	})
 	roundTrip(t, natsjs.Config{URL: "tls://" + addr, TLS: tlsconfig.Config{CAFile: pki.CAFile, CertFile: pki.ClientCertFile, KeyFile: pki.ClientKeyFile}})
@@ -338,7 +238,7 @@ func TestMutualTLS(t *testing.T) {
 
 func TestBadURLHidesItsSecrets(t *testing.T) {
 	_, err := natsjs.NewPublisher(natsjs.Config{URL: "nats://emitd:" + natsPassword + "@host:x"})
-	if err == nil || !strings.HasPrefix(err.Error(), "nats nats://emitd:xxxxx@host:x: invalid URL: ") || strings.Contains(err.Error(), natsPassword) {
+	if err == nil || !strings.HasPrefix(err.Error(), "nats.url: invalid URL: ") || strings.Contains(err.Error(), natsPassword) {
 		t.Errorf("bad URL: %v", err)
 	}
 }

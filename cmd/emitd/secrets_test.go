@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/emitd/emitd/adapters/amqp"
+	"github.com/emitd/emitd/adapters/amqp/amqptest"
 	"github.com/emitd/emitd/adapters/postgres/pgtest"
 )
 
@@ -107,7 +107,7 @@ func TestSecretsStayOutOfOutput(t *testing.T) {
 		if code == 0 {
 			t.Fatalf("serve with a wrong password exited 0:\n%s", errOut)
 		}
-		for _, want := range []string{"amqp 127.0.0.1:5672", `authentication (user "guest") failed`} {
+		for _, want := range []string{"amqp 127.0.0.1:5672: ", `authentication (user "guest") failed`} {
 			if !strings.Contains(errOut, want) {
 				t.Errorf("serve's error does not say %q:\n%s", want, errOut)
 			}
@@ -125,8 +125,10 @@ func TestSecretsStayOutOfOutput(t *testing.T) {
 		}
 		out, errOut, code = run(t, "", "serve", "--config", cfg)
 		clean("serve", out+errOut, "%zz")
-		if code == 0 || !strings.Contains(errOut, "amqp") || !strings.Contains(errOut, "127.0.0.1:5672") {
-			t.Errorf("serve: code %d, want an error naming amqp and 127.0.0.1:5672:\n%s", code, errOut)
+		// The address is not shown either: it comes out of the URL that
+		// does not parse, and a password with a / in it ends up there.
+		if code == 0 || !strings.Contains(errOut, "amqp.url: invalid URL: ") || !strings.Contains(errOut, "(brokers.amqp.url)") {
+			t.Errorf("serve: code %d, want an error naming brokers.amqp.url:\n%s", code, errOut)
 		}
 	})
 
@@ -174,17 +176,7 @@ func needTCP(t *testing.T, what, addr string) {
 
 // deleteQueues removes what the test declared on the shared RabbitMQ.
 func deleteQueues(id string) {
-	conn, err := amqp091.Dial("amqp://guest:guest@127.0.0.1:5672/")
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	for _, q := range []string{amqp.QueueName("slot-commands-"+id, "emitd"), amqp.QueueName("slot-commands-dlq-"+id, "emitd-dlq")} {
-		_, _ = ch.QueueDelete(q, false, false, false)
-	}
-	_ = ch.ExchangeDelete("emitd-secrets-"+id, false, false)
+	amqptest.Delete(amqptest.MachineURL,
+		[]string{amqp.QueueName("slot-commands-"+id, "emitd"), amqp.QueueName("slot-commands-dlq-"+id, "emitd-dlq")},
+		"emitd-secrets-"+id)
 }

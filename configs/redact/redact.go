@@ -193,3 +193,20 @@ type scrubbed struct {
 
 func (s *scrubbed) Error() string { return s.msg }
 func (s *scrubbed) Unwrap() error { return s.err }
+
+// quoted is a Go-quoted string in a message ("...", escapes included).
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// ParseError is the reason a URL did not parse (the url.Error's inner
+// error), with everything net/url quotes in it replaced by Mask: the bad
+// escape, the port, the host. Any of those may be a piece of a password,
+// and not only the one the escape names: a password holding / ? or # ends
+// the user information early, and what follows is read as host and port.
+// Unwrap returns the reason, for errors.As.
+func ParseError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &scrubbed{msg: quoted.ReplaceAllString(err.Error(), `"`+Mask+`"`), err: err}
+}

@@ -70,3 +70,25 @@ func TestSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestParseError(t *testing.T) {
+	for raw, want := range map[string]string{
+		"amqp://guest:s3cret%zz@127.0.0.1:5672/": `invalid URL escape "xxxxx"`,
+		// The / ends the user information: "guest:pa" is read as the host.
+		"amqp://guest:pa/ss@127.0.0.1:5672/": `invalid port "xxxxx" after host`,
+	} {
+		_, err := url.Parse(raw)
+		if err == nil {
+			t.Fatalf("%s parses", raw)
+		}
+		got := redact.ParseError(err).Error()
+		if got != want {
+			t.Errorf("ParseError(%s) = %q, want %q", raw, got, want)
+		}
+	}
+	_, err := url.Parse("nats://a:b%zz@h")
+	var ee url.EscapeError
+	if !errors.As(redact.ParseError(err), &ee) {
+		t.Errorf("errors.As does not find the url.EscapeError")
+	}
+}

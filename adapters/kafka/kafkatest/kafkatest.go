@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/emitd/emitd/adapters/tlsconfig/tlstest"
 )
 
 // Partitions is the partition count of topics the test cluster creates on
@@ -42,4 +44,23 @@ func StartCluster(t testing.TB, extra ...kfake.Opt) *kfake.Cluster {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// Login is one SASL user of a secure test cluster.
+type Login struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (what kfake
+	// offers).
+	Mechanism, User, Password string
+}
+
+// StartSecure starts a cluster (see Options) that speaks only TLS, with the
+// server certificate of pki, and wants a SASL login from one of logins
+// (each a superuser). It returns the bootstrap brokers.
+func StartSecure(t testing.TB, pki *tlstest.PKI, logins ...Login) (brokers []string) {
+	t.Helper()
+	opts := []kfake.Opt{kfake.TLS(pki.ServerConfig(false)), kfake.EnableSASL()}
+	for _, l := range logins {
+		opts = append(opts, kfake.Superuser(l.Mechanism, l.User, l.Password))
+	}
+	return StartCluster(t, opts...).ListenAddrs()
 }

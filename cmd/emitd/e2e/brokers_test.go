@@ -9,12 +9,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	_ "github.com/emitd/emitd/adapters/all" // every broker
-	"github.com/emitd/emitd/adapters/amqp"
 	"github.com/emitd/emitd/adapters/awstest"
-	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/adapters/eventbridge/ebtest"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
 	"github.com/emitd/emitd/adapters/natsjs"
@@ -191,20 +188,7 @@ func TestAMQP(t *testing.T) {
 	needServer(t, "RabbitMQ", "127.0.0.1:5672")
 	run := runID()
 	replace, topics := uniqueNames(run)
-	t.Cleanup(func() {
-		conn, err := amqp091.Dial("amqp://guest:guest@127.0.0.1:5672/")
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			return
-		}
-		// The commands and poison queues emitd declared.
-		_, _ = ch.QueueDelete(amqp.QueueName(topics[0], "emitd"), false, false, false)
-		_, _ = ch.QueueDelete(amqp.QueueName(topics[1], broker.DeadLetterGroup), false, false, false)
-	})
+	t.Cleanup(func() { deleteAMQPQueues(topics) })
 	s := newSetup(t, "amqp.yaml", nil, replace...)
 	v := s.validator()
 	d := s.serve()

@@ -53,6 +53,24 @@ type setup struct {
 	cfg  string   // path of the derived configuration
 	env  []string // extra environment of every emitd process
 	name string
+
+	// Everything the emitd processes of this setup printed, for the
+	// tests that search it (for secrets): the one-shot commands' output
+	// and the long-running processes.
+	printed strings.Builder
+	procs   []*proc
+}
+
+// output is everything printed so far by this setup's emitd processes
+// (stdout and stderr).
+func (s *setup) output() string {
+	out := s.printed.String()
+	for _, p := range s.procs {
+		p.mu.Lock()
+		out += p.stdout.String() + p.stderr.String()
+		p.mu.Unlock()
+	}
+	return out
 }
 
 // newSetup derives the configuration from configs/<file>: dataDir moves into
@@ -97,7 +115,8 @@ type proc struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	stderr strings.Builder
-	lines  chan string // stdout lines
+	stdout strings.Builder // every stdout line, also sent to lines
+	lines  chan string     // stdout lines
 	marked chan struct{}
 	done   chan error    // the exit status, once
 	exited chan struct{} // closed at exit
@@ -126,6 +145,7 @@ func (s *setup) start(mark string, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.procs = append(s.procs, p)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -149,6 +169,9 @@ func (s *setup) start(mark string, args ...string) *proc {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 		for sc.Scan() {
+			p.mu.Lock()
+			p.stdout.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
 			p.lines <- sc.Text()
 		}
 		_, _ = io.Copy(io.Discard, stdout)
@@ -226,6 +249,7 @@ func (s *setup) send(command string) string {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
+		s.printed.WriteString(out.String() + errb.String())
 		if err != nil {
 			t.Fatalf("emitd send %s: %v\n%s", command, err, errb.String())
 		}
@@ -247,6 +271,7 @@ func (s *setup) runCLI(args ...string) (string, string, int) {
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	s.printed.WriteString(out.String() + errb.String())
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()

@@ -11,10 +11,10 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/nats-io/nats.go"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 	"gopkg.in/yaml.v3"
 
 	"github.com/emitd/emitd/adapters/amqp"
+	"github.com/emitd/emitd/adapters/amqp/amqptest"
 	"github.com/emitd/emitd/adapters/awstest"
 	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/adapters/kafka"
@@ -289,17 +289,5 @@ func deleteNATSStreams(cfg *configs.Config) {
 // <topic>_<group> as configs/amqp.yaml documents: the commands queue and
 // the poison queue's (group emitd-dlq). The readers' queues go by themselves.
 func deleteAMQPQueues(cfg *configs.Config) {
-	conn, err := amqp091.Dial(amqp.SectionOf(cfg).URL)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	defer ch.Close()
-	for _, q := range []string{cfg.Commands.Topic + "_" + cfg.Commands.Group, cfg.Commands.DLQTopic + "_" + broker.DeadLetterGroup} {
-		_, _ = ch.QueueDelete(q, false, false, false)
-	}
+	amqptest.Delete(amqp.SectionOf(cfg).URL, []string{cfg.Commands.Topic + "_" + cfg.Commands.Group, cfg.Commands.DLQTopic + "_" + broker.DeadLetterGroup})
 }
