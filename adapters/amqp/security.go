@@ -48,19 +48,19 @@ func (c Config) amqps() bool {
 // dialConfig is the amqp091 configuration of c: TLS and the credentials
 // given apart from the URL. Dial's defaults otherwise.
 func (c Config) dialConfig() (*amqp091.Config, error) {
-	if p := c.Problems("amqp"); len(p) > 0 {
+	if p := c.Problems("brokers.amqp"); len(p) > 0 {
 		return nil, errors.New(p[0])
 	}
 	if _, err := amqp091.ParseURI(c.URL); err != nil {
 		// net/url's errors quote the whole URL, or pieces of it that
 		// may be pieces of the password: none of it is shown.
-		return nil, fmt.Errorf("amqp.url: invalid URL: %w", redact.ParseError(err))
+		return nil, fmt.Errorf("brokers.amqp.url: invalid URL: %w", redact.ParseError(err))
 	}
 	ac := &amqp091.Config{Locale: "en_US", Properties: amqp091.Table{"connection_name": "emitd"}}
 	if c.TLS.On() {
 		tc, err := c.TLS.Build()
 		if err != nil {
-			return nil, fmt.Errorf("amqp.%w", err)
+			return nil, fmt.Errorf("brokers.amqp.%w", err)
 		}
 		ac.TLSClientConfig = tc
 	}

@@ -157,11 +157,11 @@ func TestSecurityProblems(t *testing.T) {
 		t.Errorf("Problems = %q", p)
 	}
 	_, err := amqp.NewPublisher(amqp.Config{URL: "amqp://guest:" + wrongPassword + "@host:x/"})
-	if err == nil || !strings.HasPrefix(err.Error(), "amqp.url: invalid URL: ") || strings.Contains(err.Error(), wrongPassword) {
+	if err == nil || !strings.HasPrefix(err.Error(), "brokers.amqp.url: invalid URL: ") || strings.Contains(err.Error(), wrongPassword) {
 		t.Errorf("bad URL: %v", err)
 	}
 	_, err = amqp.NewPublisher(amqp.Config{URL: "amqps://h/", TLS: tlsconfig.Config{CAFile: "/nonexistent/ca.pem"}})
-	if err == nil || !strings.HasPrefix(err.Error(), "amqp.tls.caFile: open /nonexistent/ca.pem") {
+	if err == nil || !strings.HasPrefix(err.Error(), "brokers.amqp.tls.caFile: open /nonexistent/ca.pem") {
 		t.Errorf("missing CA file: %v", err)
 	}
 }

@@ -98,7 +98,7 @@ func (c Config) tlsOn() bool { return c.TLSConfig != nil || c.TLS.On() }
 
 // secure sets Net.TLS and Net.SASL of sc from c.
 func (c Config) secure(sc *sarama.Config) error {
-	if p := c.Problems("kafka"); len(p) > 0 {
+	if p := c.Problems("brokers.kafka"); len(p) > 0 {
 		return errors.New(p[0])
 	}
 	if c.TLSConfig != nil {
@@ -106,7 +106,7 @@ func (c Config) secure(sc *sarama.Config) error {
 	} else if c.TLS.On() {
 		tc, err := c.TLS.Build()
 		if err != nil {
-			return fmt.Errorf("kafka.%w", err)
+			return fmt.Errorf("brokers.kafka.%w", err)
 		}
 		sc.Net.TLS.Enable, sc.Net.TLS.Config = true, tc
 	}
@@ -180,7 +180,7 @@ func mskRegion(region string, brokers []string) (string, error) {
 	if err == nil && ac.Region != "" {
 		return ac.Region, nil
 	}
-	return "", errors.New("kafka.sasl.region: AWS_MSK_IAM signs for a region and none is known: set kafka.sasl.region, or AWS_REGION")
+	return "", errors.New("brokers.kafka.sasl.region: AWS_MSK_IAM signs for a region and none is known: set brokers.kafka.sasl.region, or AWS_REGION")
 }
 
 // MSKTokenProvider is Sarama's OAUTHBEARER token source for AWS_MSK_IAM:
@@ -255,6 +255,18 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // close the connection (kfake and Kafka before 1.0 do): a closed
 // connection alone does not tell the TLS handshake from the login. A TLS
 // handshake of emitd's own with the first broker that answers settles it.
+// reachFailure says whether err is about reaching the cluster (no broker
+// answers, the network, TLS, SASL) rather than about what was asked of it
+// (a topic that does not exist): only the first is a *ConnectError.
+func reachFailure(err error) bool {
+	var nerr net.Error
+	return errors.Is(err, sarama.ErrOutOfBrokers) || errors.Is(err, sarama.ErrNotConnected) ||
+		errors.As(err, &nerr) || errors.As(err, new(*ConnectError)) || errors.As(err, new(*credentialsError)) ||
+		errors.Is(err, sarama.ErrSASLAuthenticationFailed) || errors.Is(err, sarama.ErrUnsupportedSASLMechanism) ||
+		errors.Is(err, sarama.ErrIllegalSASLState) || tlsconfig.Explain(err) != "" ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
 func (c Config) connectError(sc *sarama.Config, err error) error {
 	if err == nil {
 		return nil

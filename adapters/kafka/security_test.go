@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/Shopify/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/emitd/emitd/adapters/kafka"
 	"github.com/emitd/emitd/adapters/kafka/kafkatest"
@@ -219,7 +221,7 @@ func TestMSKIAMRegionFromBrokerHost(t *testing.T) {
 		t.Fatalf("token provider = %#v, want region eu-central-1", sc.Net.SASL.TokenProvider)
 	}
 	cfg.Brokers = []string{"127.0.0.1:9098"}
-	if _, err := cfg.SaramaConfig(); err == nil || !strings.Contains(err.Error(), "kafka.sasl.region") {
+	if _, err := cfg.SaramaConfig(); err == nil || !strings.Contains(err.Error(), "brokers.kafka.sasl.region") {
 		t.Fatalf("no region anywhere: %v", err)
 	}
 }
@@ -295,4 +297,23 @@ func TestRefusedMechanism(t *testing.T) {
 	t.Log(err)
 	mustSay(t, err, "kafka "+brokers[0]+": SASL authentication (AWS_MSK_IAM with the AWS default credentials) failed: the broker does not offer mechanism AWS_MSK_IAM")
 	mustNotLeak(t, err, "msk-secret-key-Pw")
+}
+
+// A reader of a topic the cluster does not have is told so, with the
+// topic's name: that is no failure to connect.
+func TestReaderOfAMissingTopicNamesIt(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1)) // no topics created on first use
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	sub, err := kafka.NewSubscriber(kafka.Config{Brokers: c.ListenAddrs()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	_, err = sub.Subscribe(context.Background(), "no-such-topic")
+	if err == nil || !strings.HasPrefix(err.Error(), "kafka subscribe no-such-topic: ") || errors.As(err, new(*kafka.ConnectError)) {
+		t.Errorf("err = %v, want kafka subscribe no-such-topic: …, not a connect error", err)
+	}
 }

@@ -92,7 +92,10 @@ func (s *readerSubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 	}
 	ch, err := s.sub.Subscribe(ctx, topic)
 	if err != nil {
-		return nil, s.cfg.connectError(s.sc, err)
+		if reachFailure(err) {
+			return nil, s.cfg.connectError(s.sc, err)
+		}
+		return nil, fmt.Errorf("kafka subscribe %s: %w", topic, err)
 	}
 	return ch, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -59,28 +60,28 @@ func (c Config) Problems(path string) []string {
 // securityOptions are the nats.Options of c's security settings; file
 // errors name the field.
 func (c Config) securityOptions() ([]nats.Option, error) {
-	if p := c.Problems("nats"); len(p) > 0 {
+	if p := c.Problems("brokers.nats"); len(p) > 0 {
 		return nil, errors.New(p[0])
 	}
-	for _, p := range strings.Split(c.URL, ",") {
-		if _, err := url.Parse(strings.TrimSpace(p)); err != nil {
+	for _, p := range servers(c.URL) {
+		if _, err := url.Parse(p); err != nil {
 			// net/url's errors quote the whole URL, or pieces of it that
 			// may be pieces of a password or token: none of it is shown.
-			return nil, fmt.Errorf("nats.url: invalid URL: %w", redact.ParseError(err))
+			return nil, fmt.Errorf("brokers.nats.url: invalid URL: %w", redact.ParseError(err))
 		}
 	}
 	var opts []nats.Option
 	switch {
 	case c.CredsFile != "":
 		if err := readable(c.CredsFile); err != nil {
-			return nil, fmt.Errorf("nats.credsFile: %w", err)
+			return nil, fmt.Errorf("brokers.nats.credsFile: %w", err)
 		}
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 	case c.NkeySeedFile != "":
 		o, err := nats.NkeyOptionFromSeed(c.NkeySeedFile)
 		if err != nil {
 			// nats.go's message names the file, never the seed.
-			return nil, fmt.Errorf("nats.nkeySeedFile: %w", err)
+			return nil, fmt.Errorf("brokers.nats.nkeySeedFile: %w", err)
 		}
 		opts = append(opts, o)
 	case c.User != "":
@@ -91,7 +92,7 @@ func (c Config) securityOptions() ([]nats.Option, error) {
 	if c.TLS.On() {
 		tc, err := c.TLS.Build()
 		if err != nil {
-			return nil, fmt.Errorf("nats.%w", err)
+			return nil, fmt.Errorf("brokers.nats.%w", err)
 		}
 		opts = append(opts, nats.Secure(tc))
 	}
@@ -113,9 +114,9 @@ func (c Config) connectURL() string {
 	if c.User == "" && c.Token == "" && c.CredsFile == "" && c.NkeySeedFile == "" {
 		return c.URL
 	}
-	parts := strings.Split(c.URL, ",")
+	parts := servers(c.URL)
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+		if u, err := url.Parse(p); err == nil && u.User != nil {
 			u.User = nil
 			parts[i] = u.String()
 		}
@@ -123,15 +124,25 @@ func (c Config) connectURL() string {
 	return strings.Join(parts, ",")
 }
 
-// addresses are the servers of c.URL as host:port, without any user
-// information: what errors name.
-func (c Config) addresses() string {
-	var out []string
-	for _, p := range strings.Split(c.URL, ",") {
+// servers are the entries of a server list as nats.go reads them: trimmed,
+// and nats:// where an entry has no scheme ("nats://a:4222, b:4222").
+func servers(list string) []string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
 		p = strings.TrimSpace(p)
 		if !strings.Contains(p, "://") {
 			p = "nats://" + p
 		}
+		parts[i] = p
+	}
+	return parts
+}
+
+// addresses are the servers of c.URL as host:port, without any user
+// information: what errors name.
+func (c Config) addresses() string {
+	var out []string
+	for _, p := range servers(c.URL) {
 		u, err := url.Parse(p)
 		if err != nil {
 			out = append(out, "(unparsable URL)")
@@ -209,8 +220,15 @@ func (c Config) connectError(err error) error {
 		}
 	}
 	closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	// A certificate error is TLS whatever the URL said (nats.go also
+	// upgrades when the server asks for TLS), but a timeout is a TLS
+	// handshake only on a connection set up for TLS: on a plain one it is a
+	// server that does not answer.
+	tlsOn := c.TLS.On() || strings.Contains(strings.ToLower(c.URL), "tls://")
+	var nerr net.Error
+	timeout := errors.As(err, &nerr) && nerr.Timeout()
 	switch {
-	case !closed && tlsconfig.Explain(err) != "":
+	case !closed && tlsconfig.Explain(err) != "" && (tlsOn || !timeout):
 		e.Step, e.Reason = "TLS handshake", tlsconfig.Explain(err)
 	case errors.Is(err, nats.ErrTLS):
 		// nats.go's mark for a connection closed right after a completed

@@ -117,6 +117,10 @@ func TestUserPassword(t *testing.T) {
 	t.Run("the fields replace the URL's", func(t *testing.T) {
 		roundTrip(t, natsjs.Config{URL: "nats://emitd:wrong-Pw@" + addr, User: "emitd", Password: natsPassword})
 	})
+	t.Run("a server list with an entry without scheme", func(t *testing.T) {
+		// nats.go reads "host:port" as nats://host:port; so must emitd.
+		roundTrip(t, natsjs.Config{URL: "nats://" + addr + ", " + addr, User: "emitd", Password: natsPassword})
+	})
 	t.Run("none", func(t *testing.T) {
 		_, err := connectErr(t, natsjs.Config{URL: "nats://" + addr}, addr)
 		want(t, err, "authentication (no credentials) failed: the server requires credentials")
@@ -154,7 +158,7 @@ func TestNkey(t *testing.T) {
 	want(t, err, "authentication (nkey seed file "+otherFile+") failed: the server refused the credentials")
 
 	_, err = natsjs.NewPublisher(natsjs.Config{URL: "nats://" + addr, NkeySeedFile: filepath.Join(t.TempDir(), "missing.nk")})
-	if err == nil || !strings.HasPrefix(err.Error(), "nats.nkeySeedFile: ") {
+	if err == nil || !strings.HasPrefix(err.Error(), "brokers.nats.nkeySeedFile: ") {
 		t.Errorf("missing seed file: %v", err)
 	}
 }
@@ -181,7 +185,7 @@ func TestCredsFile(t *testing.T) {
 	})
 	t.Run("missing file", func(t *testing.T) {
 		_, err := natsjs.NewPublisher(natsjs.Config{URL: "nats://" + addr, CredsFile: "/nonexistent/emitd.creds"})
-		if err == nil || !strings.HasPrefix(err.Error(), "nats.credsFile: open /nonexistent/emitd.creds") {
+		if err == nil || !strings.HasPrefix(err.Error(), "brokers.nats.credsFile: open /nonexistent/emitd.creds") {
 			t.Errorf("missing creds file: %v", err)
 		}
 	})
@@ -238,7 +242,7 @@ func TestMutualTLS(t *testing.T) {
 
 func TestBadURLHidesItsSecrets(t *testing.T) {
 	_, err := natsjs.NewPublisher(natsjs.Config{URL: "nats://emitd:" + natsPassword + "@host:x"})
-	if err == nil || !strings.HasPrefix(err.Error(), "nats.url: invalid URL: ") || strings.Contains(err.Error(), natsPassword) {
+	if err == nil || !strings.HasPrefix(err.Error(), "brokers.nats.url: invalid URL: ") || strings.Contains(err.Error(), natsPassword) {
 		t.Errorf("bad URL: %v", err)
 	}
 }

@@ -164,8 +164,12 @@ func Explain(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return "the connection was closed during the TLS handshake: the server may not speak TLS on this port, or it refused this client (client certificate, TLS version)"
 	}
+	// A timeout of the dial itself is no TLS matter (nothing answers at
+	// the address); a timeout after it, on a connection that was set up
+	// for TLS, is the handshake waiting for a server that does not speak it.
 	var nerr net.Error
-	if errors.As(err, &nerr) && nerr.Timeout() {
+	var op *net.OpError
+	if errors.As(err, &nerr) && nerr.Timeout() && !(errors.As(err, &op) && op.Op == "dial") {
 		return "the TLS handshake timed out: the server may not speak TLS on this port"
 	}
 	return ""

@@ -127,7 +127,7 @@ func TestSecretsStayOutOfOutput(t *testing.T) {
 		clean("serve", out+errOut, "%zz")
 		// The address is not shown either: it comes out of the URL that
 		// does not parse, and a password with a / in it ends up there.
-		if code == 0 || !strings.Contains(errOut, "amqp.url: invalid URL: ") || !strings.Contains(errOut, "(brokers.amqp.url)") {
+		if code == 0 || !strings.Contains(errOut, "brokers.amqp.url: invalid URL: ") || !strings.Contains(errOut, "(brokers.amqp.url)") {
 			t.Errorf("serve: code %d, want an error naming brokers.amqp.url:\n%s", code, errOut)
 		}
 	})

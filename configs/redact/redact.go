@@ -28,11 +28,26 @@ func URL(s string) string {
 	if !strings.Contains(s, "://") {
 		return kvPassword.ReplaceAllString(s, "${1}"+Mask)
 	}
-	parts := strings.Split(s, ",")
+	parts := listURLs(s)
 	for i, p := range parts {
 		parts[i] = oneURL(p)
 	}
 	return strings.Join(parts, ",")
+}
+
+// listURLs splits a comma-separated URL list, giving an entry without a
+// scheme the first entry's, as nats.go does with its server lists
+// ("nats://a:4222, u:pw@b:4222" is two servers, the second one's password
+// as secret as the first's).
+func listURLs(s string) []string {
+	parts := strings.Split(s, ",")
+	scheme, _, _ := strings.Cut(strings.TrimSpace(parts[0]), "://")
+	for i, p := range parts {
+		if t := strings.TrimSpace(p); t != "" && !strings.Contains(t, "://") {
+			parts[i] = p[:len(p)-len(strings.TrimLeft(p, " \t"))] + scheme + "://" + t
+		}
+	}
+	return parts
 }
 
 // kvPassword matches a libpq key=value password, quoted or not.
@@ -115,7 +130,11 @@ func Secrets(s string) []string {
 		v := strings.TrimPrefix(m[0], m[1])
 		add(strings.Trim(v, "'"))
 	}
-	for _, p := range strings.Split(s, ",") {
+	parts := []string{s}
+	if strings.Contains(s, "://") {
+		parts = listURLs(s)
+	}
+	for _, p := range parts {
 		scheme, rest, ok := strings.Cut(strings.TrimSpace(p), "://")
 		if !ok {
 			continue

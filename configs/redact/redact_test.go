@@ -3,6 +3,7 @@ package redact_test
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,5 +91,26 @@ func TestParseError(t *testing.T) {
 	var ee url.EscapeError
 	if !errors.As(redact.ParseError(err), &ee) {
 		t.Errorf("errors.As does not find the url.EscapeError")
+	}
+}
+
+// nats.go reads a list entry without a scheme as nats://: its password or
+// token is as secret as the first entry's.
+func TestURLListEntriesWithoutScheme(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222, alice:hunter2pw@127.0.0.2:4222": "nats://127.0.0.1:4222, nats://alice:xxxxx@127.0.0.2:4222",
+		"nats://tok@a:1,othertoken@b:2":                         "nats://xxxxx@a:1,nats://xxxxx@b:2",
+	} {
+		if got := redact.URL(in); got != want {
+			t.Errorf("URL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, secret := range map[string]string{
+		"nats://127.0.0.1:4222, alice:hunter2pw@127.0.0.2:4222": "hunter2pw",
+		"nats://tok@a:1,othertoken@b:2":                         "othertoken",
+	} {
+		if !slices.Contains(redact.Secrets(in), secret) {
+			t.Errorf("Secrets(%q) = %q, missing %q", in, redact.Secrets(in), secret)
+		}
 	}
 }
