@@ -13,6 +13,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/configs/redact"
 )
@@ -100,39 +101,9 @@ func (c Config) user() string {
 	return "guest"
 }
 
-// ConnectError is a failure to connect to, secure or log in to RabbitMQ,
-// e.g. `amqp 127.0.0.1:5671: authentication (user "emitd") failed: the
-// broker refused the user name or password: Exception (403) ...`. It names
-// the broker, the step and what the failure points to; never the password
-// (nor the URL, which may carry it).
-type ConnectError struct {
-	// Address is host:port of the broker.
-	Address string
-	// Step is "connect", "TLS handshake", "authentication" or
-	// "open vhost \"name\"".
-	Step string
-	// Login names the user of an authentication or vhost failure.
-	Login string
-	// Reason is what the failure points to, in an operator's terms.
-	Reason string
-	// Err is amqp091's error (errors.As(err, new(*amqp091.Error)) for the
-	// broker's refusals).
-	Err error
-}
-
-func (e *ConnectError) Error() string {
-	s := fmt.Sprintf("amqp %s: %s", e.Address, e.Step)
-	if e.Login != "" {
-		s += " (" + e.Login + ")"
-	}
-	s += " failed"
-	if e.Reason != "" {
-		s += ": " + e.Reason
-	}
-	return s + ": " + e.Err.Error()
-}
-
-func (e *ConnectError) Unwrap() error { return e.Err }
+// ConnectError is a failure to reach, secure or log in to the broker:
+// broker.ConnectError, with Broker "amqp".
+type ConnectError = broker.ConnectError
 
 // connectError classifies a dial failure: amqp091's *Error codes (RabbitMQ
 // closes a refused login with 403 ACCESS_REFUSED, a vhost it may not use
@@ -145,7 +116,7 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // Then one TLS connection of emitd's own, which sends the AMQP protocol
 // header and reads RabbitMQ's first answer, shows what happened, by type.
 func (c Config) connectError(err error, tc *tls.Config) error {
-	e := &ConnectError{Address: c.address(), Step: "connect", Err: err}
+	e := &ConnectError{Broker: "amqp", Address: c.address(), Step: "connect", Err: err}
 	var aerr *amqp091.Error
 	isAMQP := errors.As(err, &aerr)
 	closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, amqp091.ErrClosed) ||

@@ -8,7 +8,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -130,16 +129,7 @@ func Lookup(name string) (Spec, bool) {
 }
 
 // Names lists the registered brokers, sorted.
-func Names() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	var out []string
-	for n := range specs {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
+func Names() []string { return configs.BrokerNames() }
 
 // Open connects to the broker named name (commands.broker or events.broker).
 func Open(ctx context.Context, name string, cfg *configs.Config, logger watermill.LoggerAdapter) (Broker, error) {
@@ -206,3 +196,43 @@ func Reader(sub message.Subscriber, err error, broker string, logger watermill.L
 	}
 	return announced{Subscriber: sub, broker: broker, logger: logger}, nil
 }
+
+// ConnectError is a failure to reach, secure or log in to a broker, in one
+// shape for every broker: `<broker> <address>: <step> (<login>) failed:
+// <reason>: <the library's error>`, e.g. `nats 127.0.0.1:4222:
+// authentication (user "emitd") failed: the server refused the
+// credentials: nats: Authorization Violation`. Each adapter fills it in
+// from what its library reports; it names the address, the step and the
+// login, never a secret, and keeps the library's error in the chain for
+// errors.Is and errors.As.
+type ConnectError struct {
+	// Broker is the broker's kind: kafka, nats, amqp.
+	Broker string
+	// Address is the address (or addresses) dialled, without user
+	// information.
+	Address string
+	// Step is "connect", "TLS handshake" or "authentication" (Kafka:
+	// "SASL authentication").
+	Step string
+	// Login is the way of logging in and the user, never a password.
+	Login string
+	// Reason is what the failure points to, in an operator's terms; ""
+	// when the library's error says it all.
+	Reason string
+	// Err is the library's error.
+	Err error
+}
+
+func (e *ConnectError) Error() string {
+	s := e.Broker + " " + e.Address + ": " + e.Step
+	if e.Login != "" {
+		s += " (" + e.Login + ")"
+	}
+	s += " failed"
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }

@@ -17,6 +17,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/xdg-go/scram"
 
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/adapters/tlsconfig"
 )
 
@@ -210,37 +211,9 @@ func (e *credentialsError) Error() string {
 }
 func (e *credentialsError) Unwrap() error { return e.err }
 
-// ConnectError is a failure to reach, secure or log in to the cluster,
-// e.g. `kafka 127.0.0.1:9092: SASL authentication (SCRAM-SHA-256 as user
-// "emitd") failed: the broker refused the credentials: ...`. It names the
-// brokers, the step and what the failure points to; never a secret.
-type ConnectError struct {
-	// Brokers are the bootstrap addresses tried.
-	Brokers []string
-	// Step is "connect", "TLS handshake" or "SASL authentication".
-	Step string
-	// Login is the mechanism and user of a SASL failure.
-	Login string
-	// Reason is what the failure points to, in an operator's terms.
-	Reason string
-	// Err is Sarama's error.
-	Err error
-}
-
-func (e *ConnectError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "kafka %s: %s", strings.Join(e.Brokers, ", "), e.Step)
-	if e.Login != "" {
-		fmt.Fprintf(&b, " (%s)", e.Login)
-	}
-	b.WriteString(" failed")
-	if e.Reason != "" {
-		b.WriteString(": " + e.Reason)
-	}
-	return b.String() + ": " + e.Err.Error()
-}
-
-func (e *ConnectError) Unwrap() error { return e.Err }
+// ConnectError is a failure to reach, secure or log in to the broker:
+// broker.ConnectError, with Broker "kafka".
+type ConnectError = broker.ConnectError
 
 // connectError says at which step a client of c failed to come up.
 //
@@ -280,7 +253,7 @@ func (c Config) connectError(sc *sarama.Config, err error) error {
 			err = perr
 		}
 	}
-	e := &ConnectError{Brokers: c.Brokers, Step: "connect", Err: err}
+	e := &ConnectError{Broker: BrokerName, Address: strings.Join(c.Brokers, ", "), Step: "connect", Err: err}
 	closed := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 	tlsOn := sc.Net.TLS.Enable
 	switch {
@@ -360,7 +333,7 @@ func probeBroker(brokers []string, sc *sarama.Config) error {
 func (c Config) preflight(sc *sarama.Config) error {
 	if p, ok := sc.Net.SASL.TokenProvider.(*MSKTokenProvider); ok {
 		if _, err := p.Token(); err != nil {
-			return &ConnectError{Brokers: c.Brokers, Step: "SASL authentication", Login: c.SASL.who(), Err: err}
+			return &ConnectError{Broker: BrokerName, Address: strings.Join(c.Brokers, ", "), Step: "SASL authentication", Login: c.SASL.who(), Err: err}
 		}
 	}
 	if !sc.Net.SASL.Enable && !sc.Net.TLS.Enable {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/emitd/emitd/adapters/broker"
 	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/configs/redact"
 )
@@ -99,6 +100,10 @@ func (c Config) securityOptions() ([]nats.Option, error) {
 	return opts, nil
 }
 
+// readable checks the creds file up front: nats.UserCredentials reads it
+// only while connecting, where an unreadable file would look like a failed
+// login. (config validate checks it too; this is for callers of the
+// adapter without a configuration.)
 func readable(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -175,43 +180,14 @@ func (c Config) login() string {
 	return ""
 }
 
-// ConnectError is a failure to connect to, secure or log in to a NATS
-// server, e.g. `nats 127.0.0.1:4222: authentication (user "emitd")
-// failed: the server refused the credentials: nats: authorization
-// violation`. It names the server, the step and what the failure points
-// to; never a secret (nor the URL's user information).
-type ConnectError struct {
-	// Address is host:port of the server(s).
-	Address string
-	// Step is "connect", "TLS handshake" or "authentication".
-	Step string
-	// Login names the credentials of an authentication failure.
-	Login string
-	// Reason is what the failure points to, in an operator's terms.
-	Reason string
-	// Err is nats.go's error (errors.Is(err, nats.ErrAuthorization) ...).
-	Err error
-}
-
-func (e *ConnectError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "nats %s: %s", e.Address, e.Step)
-	if e.Login != "" {
-		fmt.Fprintf(&b, " (%s)", e.Login)
-	}
-	b.WriteString(" failed")
-	if e.Reason != "" {
-		b.WriteString(": " + e.Reason)
-	}
-	return b.String() + ": " + e.Err.Error()
-}
-
-func (e *ConnectError) Unwrap() error { return e.Err }
+// ConnectError is a failure to reach, secure or log in to the broker:
+// broker.ConnectError, with Broker "nats".
+type ConnectError = broker.ConnectError
 
 // connectError classifies a nats.Connect failure by nats.go's sentinel
 // errors and the TLS error types.
 func (c Config) connectError(err error) error {
-	e := &ConnectError{Address: c.addresses(), Step: "connect", Err: err}
+	e := &ConnectError{Broker: "nats", Address: c.addresses(), Step: "connect", Err: err}
 	login := c.login()
 	auth := func(reason string) {
 		e.Step, e.Login, e.Reason = "authentication", login, reason
