@@ -135,3 +135,43 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, string, error) {
 	}
 	return srv, srv.ClientURL(), nil
 }
+
+// ShutdownEmbedded stops an embedded server once it has processed the
+// acknowledgements its clients sent, then waits until it has stopped.
+//
+// A JetStream consumer queues the acks it receives and applies them on its
+// own goroutine, and a consumer stopped by a server shutdown drops what is
+// still queued (nats-server's consumer stop unregisters the queue). The
+// daemon closes its subscriber (which flushes its acks to the server) right
+// before it shuts the embedded server down, so without this wait the last
+// commands it acknowledged could still be pending after a restart and come
+// back after the ack wait. The wait ends when no durable consumer has a
+// delivery waiting for its ack, or after settle (a client still connected,
+// such as `emitd tail`, may hold deliveries that it never acknowledges).
+func ShutdownEmbedded(srv *server.Server, settle time.Duration) {
+	deadline := time.Now().Add(settle)
+	for time.Now().Before(deadline) && ackPending(srv) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+}
+
+// ackPending says whether a durable consumer of srv has deliveries that
+// are not acknowledged yet.
+func ackPending(srv *server.Server) bool {
+	info, err := srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true, Consumer: true})
+	if err != nil {
+		return false
+	}
+	for _, a := range info.AccountDetails {
+		for _, st := range a.Streams {
+			for _, c := range st.Consumer {
+				if c != nil && c.Config != nil && c.Config.Durable != "" && c.NumAckPending > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

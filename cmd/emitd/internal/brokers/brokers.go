@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/nats-io/nats-server/v2/server"
@@ -73,8 +74,6 @@ func (e *Embedded) URL() string { return e.url }
 // StoreDir is where JetStream keeps its files.
 func (e *Embedded) StoreDir() string { return e.dir }
 
-// Shutdown stops the server and waits until it has.
-func (e *Embedded) Shutdown() {
-	e.srv.Shutdown()
-	e.srv.WaitForShutdown()
-}
+// Shutdown stops the server, once it has applied the acknowledgements it
+// received (at most a second), and waits until it has stopped.
+func (e *Embedded) Shutdown() { natsjs.ShutdownEmbedded(e.srv, time.Second) }
