@@ -1,18 +1,16 @@
 package amqp_test
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/emitd/emitd/adapters/amqp"
+	"github.com/emitd/emitd/adapters/contract"
 	"github.com/emitd/emitd/adapters/tlsconfig"
 	"github.com/emitd/emitd/adapters/tlsconfig/tlstest"
 )
@@ -31,31 +29,12 @@ func secureRoundTrip(t *testing.T, cfg amqp.Config) {
 	if err != nil {
 		t.Fatalf("NewPublisher: %v", err)
 	}
-	defer pub.Close()
 	sub, err := amqp.NewSubscriber(cfg, "")
 	if err != nil {
+		pub.Close()
 		t.Fatalf("NewSubscriber: %v", err)
 	}
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ch, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		t.Fatalf("Subscribe: %v", err)
-	}
-	msg := message.NewMessage(uuid.NewString(), []byte(`{"hello":"amqps"}`))
-	if err := pub.Publish(topic, msg); err != nil {
-		t.Fatalf("Publish: %v", err)
-	}
-	select {
-	case got := <-ch:
-		got.Ack()
-		if got.UUID != msg.UUID {
-			t.Fatalf("received %s, want %s", got.UUID, msg.UUID)
-		}
-	case <-ctx.Done():
-		t.Fatal("nothing received within a minute")
-	}
+	contract.RoundTrip(t, pub, sub, topic)
 }
 
 func connectFails(t *testing.T, cfg amqp.Config, addr string) (*amqp.ConnectError, error) {

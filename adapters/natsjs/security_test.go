@@ -1,7 +1,6 @@
 package natsjs_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/emitd/emitd/adapters/contract"
 	"github.com/emitd/emitd/adapters/natsjs"
 	"github.com/emitd/emitd/adapters/natsjs/natstest"
 	"github.com/emitd/emitd/adapters/tlsconfig"
@@ -37,31 +36,12 @@ func roundTrip(t *testing.T, cfg natsjs.Config) {
 	if err != nil {
 		t.Fatalf("NewPublisher: %v", err)
 	}
-	defer pub.Close()
 	sub, err := natsjs.NewSubscriber(cfg, "g")
 	if err != nil {
+		pub.Close()
 		t.Fatalf("NewSubscriber: %v", err)
 	}
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ch, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		t.Fatalf("Subscribe: %v", err)
-	}
-	msg := message.NewMessage(uuid.NewString(), []byte(`{"hello":"secure"}`))
-	if err := pub.Publish(topic, msg); err != nil {
-		t.Fatalf("Publish: %v", err)
-	}
-	select {
-	case got := <-ch:
-		got.Ack()
-		if got.UUID != msg.UUID {
-			t.Fatalf("received %s, want %s", got.UUID, msg.UUID)
-		}
-	case <-ctx.Done():
-		t.Fatal("nothing received within a minute")
-	}
+	contract.RoundTrip(t, pub, sub, topic)
 }
 
 // connectErr connects with cfg, which must fail, and checks the error's
