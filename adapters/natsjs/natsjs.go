@@ -337,11 +337,17 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg Config, topic
 	return fmt.Errorf("natsjs: create stream %s for %q: %w", name, topic, err)
 }
 
-// storeFailed says whether the server could not create a stream's store
-// (JSStreamStoreFailedF, "error creating store for stream").
+// storeFailed says whether the server could not create a stream's store,
+// for a moment. nats-server answers that as a stream-create error
+// (JSStreamCreateErrF, 10049) whose description is its
+// errStreamStoreFailed text (server/jetstream_api.go): the code alone
+// covers every failed create, and no other field tells this one apart, so
+// the description, a field of the API's answer, is compared here and only
+// here.
 func storeFailed(err error) bool {
 	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == jetstream.ErrorCode(server.JSStreamStoreFailedF)
+	return errors.As(err, &api) && api.ErrorCode == jetstream.ErrorCode(server.JSStreamCreateErrF) &&
+		api.Description == "error creating store for stream"
 }
 
 // ---- publisher --------------------------------------------------------------
