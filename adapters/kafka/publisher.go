@@ -60,6 +60,17 @@ func NewPublisher(cfg Config, _ watermill.LoggerAdapter) (message.Publisher, err
 	if err != nil {
 		return nil, cfg.connectError(sc, err)
 	}
+	// Sarama opens a partition leader's connection lazily, from whichever
+	// partition producer asks first, and writes the broker's metric
+	// registry there; another partition producer that finds the broker
+	// opening goes on to produce and reads that field with no ordering
+	// between the two (a data race in Sarama 1.38 that -race reports). The
+	// brokers are opened here first, so that the write happens before any
+	// producer goroutine exists. A broker that joins later is opened the
+	// lazy way.
+	for _, b := range client.Brokers() {
+		_ = b.Open(client.Config()) // ErrAlreadyConnected for the seed: fine
+	}
 	p, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		client.Close()
