@@ -43,6 +43,39 @@ const MetaContentType = "content-type"
 // that each broker's convention lives in its own package.
 const CEAttributePrefix = "ce."
 
+// HeaderNaming is a broker binding's names for the binary-mode metadata:
+// the attribute key CEAttributePrefix+name travels as the header
+// Prefix+name, and MetaContentType as the header ContentType. Each adapter
+// holds its binding's values; the renaming both ways is this one.
+type HeaderNaming struct {
+	Prefix string
+	// ContentType is the content-type header; "" leaves MetaContentType
+	// as it is (a binding that carries it in a property of its own).
+	ContentType string
+}
+
+// Header is the header that carries the metadata key.
+func (n HeaderNaming) Header(key string) string {
+	if name, ok := strings.CutPrefix(key, CEAttributePrefix); ok {
+		return n.Prefix + name
+	}
+	if n.ContentType != "" && key == MetaContentType {
+		return n.ContentType
+	}
+	return key
+}
+
+// Key is Header's inverse: the metadata key a header carries.
+func (n HeaderNaming) Key(header string) string {
+	if name, ok := strings.CutPrefix(header, n.Prefix); ok {
+		return CEAttributePrefix + name
+	}
+	if n.ContentType != "" && header == n.ContentType {
+		return MetaContentType
+	}
+	return header
+}
+
 // Format is how envelopes travel on the bus. The zero Format is the
 // EventBridge entry, emitd's default.
 type Format struct {

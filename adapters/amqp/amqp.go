@@ -178,12 +178,9 @@ const UUIDHeader = wmamqp.DefaultMessageUUIDHeaderKey
 
 // HeaderName is the header that carries a Watermill metadata key (the
 // content type goes to the content-type property instead).
-func HeaderName(key string) string {
-	if name, ok := strings.CutPrefix(key, publisher.CEAttributePrefix); ok {
-		return CEHeaderPrefix + name
-	}
-	return key
-}
+func HeaderName(key string) string { return ceHeaders.Header(key) }
+
+var ceHeaders = publisher.HeaderNaming{Prefix: CEHeaderPrefix}
 
 func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	if len(d.Headers) > 0 {
@@ -209,9 +206,9 @@ func (m marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	}
 	cloudEvent := strings.HasPrefix(d.ContentType, "application/cloudevents")
 	for k, v := range msg.Metadata {
-		if name, ok := strings.CutPrefix(k, CEHeaderPrefix); ok {
+		if mk := ceHeaders.Key(k); mk != k {
 			delete(msg.Metadata, k)
-			msg.Metadata[publisher.CEAttributePrefix+name] = v
+			msg.Metadata[mk] = v
 			cloudEvent = true
 		}
 	}

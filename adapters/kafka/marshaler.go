@@ -3,7 +3,6 @@ package kafka
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/Shopify/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v2/pkg/kafka"
@@ -26,26 +25,12 @@ const (
 )
 
 // HeaderName is the record header that carries a Watermill metadata key.
-func HeaderName(key string) string {
-	if name, ok := strings.CutPrefix(key, publisher.CEAttributePrefix); ok {
-		return CEHeaderPrefix + name
-	}
-	if key == publisher.MetaContentType {
-		return ContentTypeHeader
-	}
-	return key
-}
+func HeaderName(key string) string { return ceHeaders.Header(key) }
 
 // metadataKey is HeaderName's inverse.
-func metadataKey(header string) string {
-	if name, ok := strings.CutPrefix(header, CEHeaderPrefix); ok {
-		return publisher.CEAttributePrefix + name
-	}
-	if header == ContentTypeHeader {
-		return publisher.MetaContentType
-	}
-	return header
-}
+func metadataKey(header string) string { return ceHeaders.Key(header) }
+
+var ceHeaders = publisher.HeaderNaming{Prefix: CEHeaderPrefix, ContentType: ContentTypeHeader}
 
 // Marshaler maps Watermill messages to Kafka records and back (see the
 // package comment). It implements watermill-kafka's MarshalerUnmarshaler.

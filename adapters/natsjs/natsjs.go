@@ -775,26 +775,12 @@ const (
 )
 
 // HeaderName is the NATS header that carries a Watermill metadata key.
-func HeaderName(key string) string {
-	if name, ok := strings.CutPrefix(key, publisher.CEAttributePrefix); ok {
-		return CEHeaderPrefix + name
-	}
-	if key == publisher.MetaContentType {
-		return ContentTypeHeader
-	}
-	return key
-}
+func HeaderName(key string) string { return ceHeaders.Header(key) }
 
 // metadataKey is HeaderName's inverse.
-func metadataKey(header string) string {
-	if name, ok := strings.CutPrefix(header, CEHeaderPrefix); ok {
-		return publisher.CEAttributePrefix + name
-	}
-	if header == ContentTypeHeader {
-		return publisher.MetaContentType
-	}
-	return header
-}
+func metadataKey(header string) string { return ceHeaders.Key(header) }
+
+var ceHeaders = publisher.HeaderNaming{Prefix: CEHeaderPrefix, ContentType: ContentTypeHeader}
 
 // marshal is watermill-nats' marshaling with the headers named by HeaderName.
 func marshal(m *wmnats.NATSMarshaler, topic string, msg *message.Message) (*nats.Msg, error) {
